@@ -1,0 +1,1 @@
+"""vdp's control plane: ports, pipeline programming, daemon, CLI."""

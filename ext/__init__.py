@@ -1,0 +1,1 @@
+"""vdp's fast path: C and Cython.  Only datapath/fastpath.py imports this."""

@@ -1,0 +1,1 @@
+# cdefs.pxi - owned by its area; see ext/_fastpath.pyx

@@ -1,0 +1,1 @@
+# classifier.pxi - owned by its area; see ext/_fastpath.pyx

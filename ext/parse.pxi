@@ -1,0 +1,1 @@
+# parse.pxi - owned by its area; see ext/_fastpath.pyx

@@ -1,0 +1,1 @@
+# pipeline.pxi - owned by its area; see ext/_fastpath.pyx

@@ -1,0 +1,1 @@
+# ports.pxi - owned by its area; see ext/_fastpath.pyx
