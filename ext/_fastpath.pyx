@@ -8,5 +8,6 @@ datapath/fastpath.py is the only importer.
 include "cdefs.pxi"
 include "parse.pxi"
 include "classifier.pxi"
+include "actions.pxi"
 include "pipeline.pxi"
 include "ports.pxi"

@@ -1,0 +1,1 @@
+# actions.pxi - owned by its area; see ext/_fastpath.pyx
