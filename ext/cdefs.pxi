@@ -71,6 +71,10 @@ cdef extern from "vdp_types.h" nogil:
         uint16_t ethtype_off
         uint8_t n_vlan
         uint8_t csum_partial
+        uint8_t gso_type
+        uint16_t gso_size
+        uint16_t csum_start
+        uint16_t csum_offset
         uint8_t malformed
         uint8_t rewritten
     ctypedef struct vdp_port_stats:
@@ -114,3 +118,11 @@ cdef extern from "vdp_dp.h" nogil:
     vdp_port *vdp_dp_port(vdp_dp *dp, uint32_t ofport)
     void vdp_dp_lock(vdp_dp *dp)
     void vdp_dp_unlock(vdp_dp *dp)
+    uint32_t vdp_dp_max_port(vdp_dp *dp)
+
+
+# Base of every port provider (ports.pxi): the C port it wraps.  Datapath
+# (pipeline.pxi) takes these in attach_port().
+cdef class Port:
+    cdef vdp_port *c
+    cdef public object name

@@ -29,4 +29,9 @@ vdp_port *vdp_dp_port(vdp_dp *dp, uint32_t ofport);
 void vdp_dp_lock(vdp_dp *dp);
 void vdp_dp_unlock(vdp_dp *dp);
 
+
+
+/* Added for engine.c: highest OpenFlow port number attached (ports are
+ * found with vdp_dp_port(dp, 1..max)), and the LOCAL port if any. */
+uint32_t vdp_dp_max_port(vdp_dp *dp);
 #endif

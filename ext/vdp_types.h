@@ -75,7 +75,12 @@ typedef struct vdp_pkt {
     uint16_t  nd_tll_off;    /* ICMPv6 ND target link-layer address option data */
     uint16_t  ethtype_off;   /* the ethertype field that key.eth_type came from */
     uint8_t   n_vlan;        /* VLAN tags present (0..2 parsed) */
-    uint8_t   csum_partial;  /* L4 checksum not yet complete (veth/TAP offload) */
+    uint8_t   csum_partial;  /* L4 checksum not yet complete (veth/TAP offload):
+                              * the checksum field holds the pseudo-header sum */
+    uint8_t   gso_type;      /* VIRTIO_NET_HDR_GSO_* of a GSO super-frame, 0 = none */
+    uint16_t  gso_size;      /* segment payload size when gso_type != 0 */
+    uint16_t  csum_start;    /* where the partial checksum starts (from data) */
+    uint16_t  csum_offset;   /* checksum field offset from csum_start */
     uint8_t   malformed;     /* parser found a truncated/invalid header */
     uint8_t   rewritten;     /* data lives in buf */
 } vdp_pkt;
@@ -87,8 +92,9 @@ typedef struct vdp_port_ops {
      * until release(). Returns count (0 = nothing), -1 on a fatal error. */
     int  (*rx_burst)(vdp_port *p, vdp_pkt *pkts, int max);
     void (*rx_release)(vdp_port *p);
-    /* Queue one frame for transmission (copied). 0 ok, -1 dropped. */
-    int  (*tx)(vdp_port *p, const uint8_t *data, uint32_t len);
+    /* Queue one frame for transmission (copied from pkt->data/len; the port
+     * also honours csum_partial/gso_* of pkt). 0 ok, -1 dropped. */
+    int  (*tx)(vdp_port *p, const vdp_pkt *pkt);
     void (*tx_flush)(vdp_port *p);
     void (*close)(vdp_port *p);
 } vdp_port_ops;
