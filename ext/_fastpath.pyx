@@ -2,12 +2,14 @@
 """The one Cython facade over vdp's C fast path.
 
 Each area of the fast path keeps its Python-visible part in its own .pxi,
-included here so everything links into one extension module (ext._fastpath).
-datapath/fastpath.py is the only importer.
+included here (order matters: later files use earlier ones) so everything
+links into one extension module, ext._fastpath.  datapath/fastpath.py is the
+only importer.
 """
-include "cdefs.pxi"
-include "parse.pxi"
-include "classifier.pxi"
-include "actions.pxi"
-include "pipeline.pxi"
-include "ports.pxi"
+include "cdefs.pxi"        # shared C types, base Port class
+include "parse.pxi"        # key field <-> Python int conversion, parse hooks
+include "classifier.pxi"   # classifier/EMC test and bench hooks
+include "actions.pxi"      # model action -> vdp_op compilation, rewrite hooks, groups, meters
+include "pipeline.pxi"     # Datapath: tables, flows, groups, meters, upcalls
+include "dummy.pxi"        # DummyPort: in-memory port for tests and engine benches
+include "ports.pxi"        # AfPacketPort, TapPort, engine start/stop/poll

@@ -1,0 +1,1 @@
+# dummy.pxi - owned by its area; see ext/_fastpath.pyx
