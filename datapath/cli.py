@@ -1,0 +1,153 @@
+"""The `vdp` command: `vdp run` (the daemon) and `vdp ctl` (talk to it).
+
+    vdp run [--config FILE] [--name BR] [--dpid ID] --port IF [--port tap:NAME ...]
+            [--controller tcp:IP:PORT] [--listen ptcp:PORT[:IP]]
+            [--fail-mode standalone|secure] [--ctl PATH] [-v]
+    vdp ctl [--ctl PATH] [--json] [--strict] CMD [ARG...]
+
+Exit status: 0 ok; 1 the command failed (daemon refused, ctl error: message
+on stderr); 2 bad usage (a bad flag or value, a bad config file).
+docs/cli.md documents every command.  Installed as the `vdp` console script
+(setup.py) and runnable as `python -m datapath.cli`.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import config as C
+from . import ctl
+
+CTL_COMMANDS = list(ctl.COMMANDS)
+
+
+def _typed(fn, what):
+    """An argparse type from a config parser (ValueError -> usage error)."""
+    def conv(text):
+        try:
+            fn(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+        return text
+    conv.__name__ = what
+    return conv
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def run_parser():
+    p = _Parser(prog="vdp run", description="Run the vdp switch daemon in the foreground.")
+    p.add_argument("--config", metavar="FILE", help="TOML configuration (flags override it)")
+    p.add_argument("--name", metavar="BR", type=_typed(C.check_name, "name"),
+                   help=f"switch name (default {C.DEFAULT_NAME})")
+    p.add_argument("--dpid", metavar="ID", type=_typed(C.parse_dpid, "dpid"),
+                   help="datapath id: decimal, 0x-hex or 16 hex digits")
+    p.add_argument("--port", metavar="IF|tap:NAME", action="append",
+                   type=_typed(C.parse_port_arg, "port"),
+                   help="a port (repeat; numbered 1, 2, 3 in order)")
+    p.add_argument("--controller", metavar="tcp:IP:PORT", action="append",
+                   type=_typed(C.parse_controller, "controller"), help="OpenFlow controller")
+    p.add_argument("--listen", metavar="ptcp:PORT[:IP]", action="append",
+                   type=_typed(C.parse_listen, "listen"), help="passive OpenFlow listener")
+    p.add_argument("--fail-mode", choices=C.FAIL_MODES,
+                   help=f"without a controller: standalone = learning switch (default), "
+                        "secure = only installed flows")
+    p.add_argument("--ctl", metavar="PATH", help="control socket (default /run/vdp/BR.ctl)")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    return p
+
+
+def ctl_parser():
+    p = _Parser(prog="vdp ctl", description="Inspect and program a running vdp.",
+                epilog="commands: " + ", ".join(CTL_COMMANDS))
+    p.add_argument("--ctl", metavar="PATH", help="control socket (default "
+                   f"{C.default_ctl_path(C.DEFAULT_NAME)})")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--strict", action="store_true", help="del-flows: exact match and priority")
+    p.add_argument("--timeout", type=float, default=60.0, help=argparse.SUPPRESS)
+    p.add_argument("cmd", metavar="CMD", choices=CTL_COMMANDS,
+                   help="one of: " + ", ".join(CTL_COMMANDS))
+    p.add_argument("words", metavar="ARG", nargs="*", help="FLOW, FILE, GROUP...")
+    return p
+
+
+TOP_USAGE = """usage: vdp run [--config FILE] [--name BR] [--dpid ID] --port IF [--port tap:NAME ...]
+               [--controller tcp:IP:PORT] [--listen ptcp:PORT[:IP]]
+               [--fail-mode standalone|secure] [--ctl PATH]
+       vdp ctl [--ctl PATH] [--json] CMD [ARG...]
+"""
+
+
+def build_config(args):
+    """The Config for `vdp run` args (file + flags).  Raises ConfigError."""
+    overrides = {
+        "name": args.name, "dpid": args.dpid, "fail_mode": args.fail_mode, "ctl": args.ctl,
+        "controllers": args.controller, "listen": args.listen, "ports": args.port,
+    }
+    return C.load_config(args.config, overrides)
+
+
+def main_run(argv):
+    p = run_parser()
+    args = p.parse_args(argv)
+    try:
+        cfg = build_config(args)
+    except C.ConfigError as e:
+        p.print_usage(sys.stderr)
+        print(f"vdp run: error: {e}", file=sys.stderr)
+        return 2
+    if not cfg.ports:
+        p.print_usage(sys.stderr)
+        print("vdp run: error: no ports: give --port IF (or ports in --config)", file=sys.stderr)
+        return 2
+    from . import daemon            # imports the fast path: only when running
+    return daemon.run(cfg, verbose=args.verbose)
+
+
+def main_ctl(argv, stdout=None, stderr=None):
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    p = ctl_parser()
+    args = p.parse_intermixed_args(argv)
+    path = args.ctl or C.default_ctl_path(C.DEFAULT_NAME)
+    try:
+        req_args = ctl.client_args(args.cmd, args.words, strict=args.strict)
+    except ctl.CtlUsageError as e:
+        p.print_usage(stderr)
+        print(f"vdp ctl: error: {e}", file=stderr)
+        return 2
+    except ctl.CtlError as e:
+        print(f"vdp ctl: {e}", file=stderr)
+        return 1
+    try:
+        result = ctl.request(path, args.cmd, req_args, as_json=args.json, timeout=args.timeout)
+    except ctl.CtlError as e:
+        print(f"vdp ctl: {e}", file=stderr)
+        return 1
+    stdout.write(ctl.format_result(result, args.json))
+    stdout.flush()
+    return 0
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        out = sys.stdout if argv else sys.stderr
+        out.write(TOP_USAGE)
+        return 0 if argv else 2
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "run":
+        return main_run(rest)
+    if cmd == "ctl":
+        return main_ctl(rest)
+    sys.stderr.write(TOP_USAGE)
+    print(f"vdp: error: unknown command {cmd!r} (expected run or ctl)", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

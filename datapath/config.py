@@ -1,0 +1,455 @@
+"""The run configuration of `vdp run`: TOML file and/or command-line flags.
+
+Who uses it: datapath/cli.py (builds a Config from flags and --config) and
+datapath/daemon.py (runs it).  A config is validated whole before anything
+is touched; any problem refuses all of it with a ConfigError naming the key
+(and, for a file, the line) that is wrong.
+
+TOML keys (the flags of `vdp run` carry the same names):
+
+    name = "vdp0"                     # --name; the ctl socket is /run/vdp/NAME.ctl
+    dpid = "0000000000000001"         # --dpid; decimal, 0x-hex or 16 hex digits
+    fail_mode = "standalone"          # --fail-mode standalone|secure
+    ctl = "/run/vdp/vdp0.ctl"         # --ctl
+    controllers = ["tcp:127.0.0.1:6653"]   # --controller (repeatable)
+    listen = ["ptcp:6634"]            # --listen (repeatable); a string is fine too
+    ports = ["veth0", "tap:tap0", {name = "veth1", type = "afpacket", ofport = 7}]
+    flows = ["in_port=1,actions=output:2"]       # ovs-ofctl syntax
+    groups = ["group_id=1,type=all,bucket=output:1"]
+    meters = ["meter=1,kbps,bands=type=drop,rate=1000"]
+
+Ports may also be [[ports]] tables.  Flags given on the command line
+replace the file's value for that key (--port replaces the whole port list).
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from typing import NamedTuple, Optional
+
+from . import flowsyntax
+from .flowsyntax import FlowSyntaxError
+from .model import OFPP_MAX
+
+__all__ = ["ConfigError", "Config", "PortConfig", "ControllerTarget", "ListenTarget",
+           "load_config", "parse_dpid", "format_dpid", "parse_port_arg", "parse_controller",
+           "parse_listen", "parse_fail_mode", "default_run_dir", "default_ctl_path"]
+
+DEFAULT_NAME = "vdp0"
+DEFAULT_FAIL_MODE = "standalone"
+FAIL_MODES = ("standalone", "secure")
+OFP_TCP_PORT = 6653
+KEYS = ("name", "dpid", "fail_mode", "ctl", "controllers", "listen", "ports",
+        "flows", "groups", "meters")
+# The command-line flag that sets each key (for error messages).
+FLAG_OF = {"name": "--name", "dpid": "--dpid", "fail_mode": "--fail-mode", "ctl": "--ctl",
+           "controllers": "--controller", "listen": "--listen", "ports": "--port"}
+PORT_TYPES = ("afpacket", "tap")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names the key."""
+
+
+class ControllerTarget(NamedTuple):
+    proto: str        # "tcp" or "ssl"
+    host: str
+    port: int
+
+    def __str__(self):
+        h = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.proto}:{h}:{self.port}"
+
+
+class ListenTarget(NamedTuple):
+    proto: str        # "ptcp" or "pssl"
+    port: int
+    host: str = "0.0.0.0"
+
+    def __str__(self):
+        h = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.proto}:{self.port}:{h}"
+
+
+@dataclass
+class PortConfig:
+    name: str
+    type: str = "afpacket"          # "afpacket" | "tap"
+    ofport: Optional[int] = None    # assigned 1, 2, 3... in order when not given
+
+    def __str__(self):
+        return f"tap:{self.name}" if self.type == "tap" else self.name
+
+
+@dataclass
+class Config:
+    name: str = DEFAULT_NAME
+    dpid: Optional[int] = None      # None: derived from the ports' addresses at start
+    fail_mode: str = DEFAULT_FAIL_MODE
+    ctl: str = ""                   # "" -> default_ctl_path(name)
+    controllers: list = field(default_factory=list)    # [ControllerTarget]
+    listen: list = field(default_factory=list)         # [ListenTarget]
+    ports: list = field(default_factory=list)          # [PortConfig], ofport set
+    flows: list = field(default_factory=list)          # [FlowSpec]
+    groups: list = field(default_factory=list)         # [GroupSpec]
+    meters: list = field(default_factory=list)         # [MeterSpec]
+    flow_texts: list = field(default_factory=list)     # the flows as written
+    source: Optional[str] = None                        # the TOML file, if any
+
+    def port_names(self):
+        return {p.name: p.ofport for p in self.ports}
+
+
+def default_run_dir():
+    """Where ctl sockets and port locks live ($VDP_RUN_DIR, else /run/vdp)."""
+    return os.environ.get("VDP_RUN_DIR") or "/run/vdp"
+
+
+def default_ctl_path(name):
+    return os.path.join(default_run_dir(), f"{name}.ctl")
+
+
+# --------------------------------------------------------------------------
+# single values (also used as argparse types by cli.py: they raise ValueError)
+
+_HEX16 = re.compile(r"[0-9a-fA-F]{16}\Z")
+_COLON_DPID = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){7}\Z")
+
+
+def parse_dpid(value):
+    """A datapath id: int, decimal text, 0x-hex, exactly 16 hex digits (as
+    Mininet passes them, e.g. 0000000000000001 = 1) or 8 colon-separated
+    hex bytes.  Raises ValueError."""
+    if isinstance(value, bool):
+        raise ValueError(f"bad dpid {value!r}")
+    if isinstance(value, int):
+        v = value
+    elif isinstance(value, str):
+        s = value.strip()
+        if _HEX16.match(s):
+            v = int(s, 16)
+        elif _COLON_DPID.match(s):
+            v = int(s.replace(":", ""), 16)
+        elif re.fullmatch(r"0[xX][0-9a-fA-F]{1,16}", s):
+            v = int(s, 16)
+        elif re.fullmatch(r"[0-9]+", s):
+            v = int(s)
+        else:
+            raise ValueError(f"bad dpid {value!r} (expected decimal, 0x-hex or 16 hex digits)")
+    else:
+        raise ValueError(f"bad dpid {value!r} (expected a number or a string)")
+    if not 0 <= v < (1 << 64):
+        raise ValueError(f"bad dpid {value!r} (does not fit in 64 bits)")
+    return v
+
+
+def format_dpid(dpid):
+    return f"{dpid:016x}"
+
+
+_IFNAME = re.compile(r"[^\s/:]{1,15}\Z")
+
+
+def check_ifname(name):
+    if not isinstance(name, str) or not _IFNAME.match(name) or name in (".", ".."):
+        raise ValueError(f"bad interface name {name!r} (1-15 characters, no '/', ':' or spaces)")
+    return name
+
+
+def parse_port_arg(text):
+    """'IFNAME', 'afpacket:IFNAME' or 'tap:NAME' -> PortConfig."""
+    if not isinstance(text, str):
+        raise ValueError(f"bad port {text!r} (expected IFNAME or tap:NAME)")
+    kind, sep, name = text.partition(":")
+    if sep:
+        if kind not in PORT_TYPES:
+            raise ValueError(f"bad port {text!r} (expected IFNAME, afpacket:IFNAME or tap:NAME)")
+        check_ifname(name)
+        return PortConfig(name=name, type=kind)
+    check_ifname(text)
+    return PortConfig(name=text)
+
+
+def _check_ip(host, whole):
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        raise ValueError(f"bad address {host!r} in {whole!r} (expected an IPv4 or IPv6 "
+                         "address)") from None
+
+
+def _check_tcp_port(text, whole):
+    if not re.fullmatch(r"[0-9]{1,5}", text or "") or not 0 < int(text) < 65536:
+        raise ValueError(f"bad TCP port {text!r} in {whole!r} (expected 1..65535)")
+    return int(text)
+
+
+def parse_controller(text):
+    """'tcp:IP[:PORT]' or 'ssl:IP[:PORT]' (IPv6 as [ADDR]) -> ControllerTarget."""
+    if not isinstance(text, str):
+        raise ValueError(f"bad controller {text!r} (expected tcp:IP:PORT or ssl:IP:PORT)")
+    proto, sep, rest = text.partition(":")
+    if proto not in ("tcp", "ssl") or not sep or not rest:
+        raise ValueError(f"bad controller {text!r} (expected tcp:IP:PORT or ssl:IP:PORT)")
+    if rest.startswith("["):
+        host, close, tail = rest[1:].partition("]")
+        if not close or (tail and not tail.startswith(":")):
+            raise ValueError(f"bad controller {text!r} (IPv6 as tcp:[ADDR]:PORT)")
+        port = tail[1:] if tail else None
+    else:
+        host, _, port = rest.partition(":")
+        port = port or None
+    host = _check_ip(host, text)
+    port = OFP_TCP_PORT if port is None else _check_tcp_port(port, text)
+    return ControllerTarget(proto, host, port)
+
+
+def parse_listen(text):
+    """'ptcp:[PORT][:IP]' or 'pssl:[PORT][:IP]' -> ListenTarget."""
+    if not isinstance(text, str):
+        raise ValueError(f"bad listen target {text!r} (expected ptcp:PORT[:IP])")
+    proto, sep, rest = text.partition(":")
+    if proto not in ("ptcp", "pssl") or not sep and rest:
+        raise ValueError(f"bad listen target {text!r} (expected ptcp:PORT[:IP] or pssl:PORT[:IP])")
+    port_txt, _, host = rest.partition(":")
+    port = OFP_TCP_PORT if not port_txt else _check_tcp_port(port_txt, text)
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    host = _check_ip(host, text) if host else "0.0.0.0"
+    return ListenTarget(proto, port, host)
+
+
+def parse_fail_mode(text):
+    if text not in FAIL_MODES:
+        raise ValueError(f"bad fail mode {text!r} (expected standalone or secure)")
+    return text
+
+
+_BRNAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
+
+
+def check_name(text):
+    if not isinstance(text, str) or not _BRNAME.match(text):
+        raise ValueError(f"bad name {text!r} (letters, digits, '_', '.', '-'; at most 64)")
+    return text
+
+
+# --------------------------------------------------------------------------
+# the whole configuration
+
+class _Where:
+    """Says where a key's value came from, for error messages."""
+
+    def __init__(self, path, text, from_flags):
+        self.path = path
+        self.lines = text.splitlines() if text else []
+        self.from_flags = from_flags
+
+    def _line(self, key, index=None, value=None):
+        """Best effort: the line of key (its index-th [[key]] table), or of
+        the quoted value at or after it."""
+        if not self.lines:
+            return None
+        base = None
+        if index is not None:
+            header = re.compile(rf"^\s*\[\[\s*{re.escape(key)}\s*\]\]")
+            hits = [n for n, line in enumerate(self.lines, 1) if header.match(line)]
+            if index < len(hits):
+                base = hits[index]
+        if base is None:
+            plain = re.compile(rf"^\s*{re.escape(key)}\s*=")
+            base = next((n for n, line in enumerate(self.lines, 1) if plain.match(line)), None)
+        if isinstance(value, str) and value:
+            for n in range(base or 1, len(self.lines) + 1):
+                line = self.lines[n - 1]
+                if f'"{value}"' in line or f"'{value}'" in line:
+                    return n
+        return base
+
+    def error(self, key, msg, index=None, value=None):
+        label = key if index is None else f"{key}[{index}]"
+        if key in self.from_flags:
+            return ConfigError(f"{FLAG_OF.get(key, key)}: {msg}")
+        line = self._line(key, index, value)
+        where = f"{self.path}: line {line}" if line else f"{self.path}"
+        return ConfigError(f"{where}: {label}: {msg}")
+
+
+def _type_name(v):
+    return {str: "a string", int: "an integer", list: "a list", dict: "a table",
+            bool: "a boolean", float: "a number"}.get(type(v), type(v).__name__)
+
+
+def load_config(path=None, overrides=None, text=None):
+    """Builds and validates a Config.
+
+    path: a TOML file (or text= its contents, with path used in messages);
+    overrides: {key: value} from command-line flags (None values ignored),
+    replacing the file's value for that key.  Raises ConfigError."""
+    data = {}
+    if path is not None and text is None:
+        try:
+            with open(path, "rb") as f:
+                text = f.read().decode("utf-8")
+        except OSError as e:
+            raise ConfigError(f"cannot read config {path}: {e.strerror or e}") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path}: not UTF-8 text ({e})") from None
+    if text is not None:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path or 'config'}: {e}") from None
+    where = _Where(path or "config", text, set())
+    for key in data:
+        if key not in KEYS:
+            raise where.error(key, f"unknown key {key!r} (known: {', '.join(KEYS)})")
+    merged = dict(data)
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if key not in KEYS:
+            raise ConfigError(f"unknown setting {key!r}")
+        merged[key] = value
+        where.from_flags.add(key)
+
+    cfg = Config(source=path)
+
+    def one(key, conv, types=(str,)):
+        if key not in merged:
+            return None
+        v = merged[key]
+        if isinstance(v, bool) or not isinstance(v, types):
+            want = " or ".join(_type_name(t()) for t in types)
+            raise where.error(key, f"expected {want}, got {_type_name(v)}")
+        try:
+            return conv(v)
+        except ValueError as e:
+            raise where.error(key, str(e), value=v if isinstance(v, str) else None) from None
+
+    def strings(key, allow_single=False):
+        if key not in merged:
+            return []
+        v = merged[key]
+        if allow_single and isinstance(v, str):
+            v = [v]
+        if not isinstance(v, list):
+            raise where.error(key, f"expected a list of strings, got {_type_name(v)}")
+        for i, item in enumerate(v):
+            if not isinstance(item, str):
+                raise where.error(key, f"expected a string, got {_type_name(item)}", index=i)
+        return v
+
+    cfg.name = one("name", check_name) or DEFAULT_NAME
+    cfg.dpid = one("dpid", parse_dpid, types=(int, str))
+    cfg.fail_mode = one("fail_mode", parse_fail_mode) or DEFAULT_FAIL_MODE
+    ctl = one("ctl", _check_path)
+    cfg.ctl = ctl or default_ctl_path(cfg.name)
+
+    for i, t in enumerate(strings("controllers")):
+        try:
+            cfg.controllers.append(parse_controller(t))
+        except ValueError as e:
+            raise where.error("controllers", str(e), index=i, value=t) from None
+    for i, t in enumerate(strings("listen", allow_single=True)):
+        try:
+            cfg.listen.append(parse_listen(t))
+        except ValueError as e:
+            raise where.error("listen", str(e), index=i, value=t) from None
+        if str(cfg.listen[-1]) in map(str, cfg.listen[:-1]):
+            raise where.error("listen", f"{t!r} given twice", index=i, value=t)
+
+    cfg.ports = _ports(merged.get("ports", []), where)
+
+    names = cfg.port_names()
+    for i, t in enumerate(strings("flows")):
+        try:
+            cfg.flows.append(flowsyntax.parse_flow(t, port_names=names))
+        except FlowSyntaxError as e:
+            raise where.error("flows", str(e), index=i, value=t) from None
+        cfg.flow_texts.append(t)
+    seen = set()
+    for i, t in enumerate(strings("groups")):
+        try:
+            g = flowsyntax.parse_group(t, port_names=names)
+        except FlowSyntaxError as e:
+            raise where.error("groups", str(e), index=i, value=t) from None
+        if g.group_id in seen:
+            raise where.error("groups", f"group_id {g.group_id} given twice", index=i, value=t)
+        seen.add(g.group_id)
+        cfg.groups.append(g)
+    seen = set()
+    for i, t in enumerate(strings("meters")):
+        try:
+            m = flowsyntax.parse_meter(t)
+        except FlowSyntaxError as e:
+            raise where.error("meters", str(e), index=i, value=t) from None
+        if m.meter_id in seen:
+            raise where.error("meters", f"meter {m.meter_id} given twice", index=i, value=t)
+        seen.add(m.meter_id)
+        cfg.meters.append(m)
+    return cfg
+
+
+def _check_path(p):
+    if not p or "\0" in p:
+        raise ValueError(f"bad path {p!r}")
+    if len(os.fsencode(p)) > 107:
+        raise ValueError(f"path {p!r} too long for a unix socket (at most 107 bytes)")
+    return p
+
+
+def _ports(value, where):
+    if not isinstance(value, list):
+        raise where.error("ports", f"expected a list, got {_type_name(value)}")
+    ports = []
+    for i, item in enumerate(value):
+        if isinstance(item, str):
+            try:
+                pc = parse_port_arg(item)
+            except ValueError as e:
+                raise where.error("ports", str(e), index=i, value=item) from None
+        elif isinstance(item, dict):
+            for k in item:
+                if k not in ("name", "type", "ofport"):
+                    raise where.error("ports", f"unknown key {k!r} (known: name, type, ofport)",
+                                      index=i)
+            name = item.get("name")
+            if name is None:
+                raise where.error("ports", "missing 'name'", index=i)
+            try:
+                check_ifname(name)
+            except ValueError as e:
+                raise where.error("ports", str(e), index=i, value=name) from None
+            ptype = item.get("type", "afpacket")
+            if ptype not in PORT_TYPES:
+                raise where.error("ports", f"bad type {ptype!r} (expected afpacket or tap)",
+                                  index=i, value=ptype if isinstance(ptype, str) else None)
+            ofport = item.get("ofport")
+            if ofport is not None and (not isinstance(ofport, int) or isinstance(ofport, bool)
+                                       or not 1 <= ofport <= OFPP_MAX):
+                raise where.error("ports", f"bad ofport {ofport!r} (expected 1..{OFPP_MAX})",
+                                  index=i)
+            pc = PortConfig(name=name, type=ptype, ofport=ofport)
+        else:
+            raise where.error("ports", f"expected a string or a table, got {_type_name(item)}",
+                              index=i)
+        for other in ports:
+            if other.name == pc.name:
+                raise where.error("ports", f"port {pc.name!r} given twice", index=i,
+                                  value=item if isinstance(item, str) else pc.name)
+            if pc.ofport is not None and other.ofport == pc.ofport:
+                raise where.error("ports", f"ofport {pc.ofport} given twice", index=i)
+        ports.append(pc)
+    taken = {p.ofport for p in ports if p.ofport is not None}
+    nxt = 1
+    for p in ports:
+        if p.ofport is None:
+            while nxt in taken:
+                nxt += 1
+            p.ofport = nxt
+            taken.add(nxt)
+    return ports

@@ -1,0 +1,206 @@
+"""The `vdp` command line (datapath/cli.py): argument errors and forms."""
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from datapath import cli
+from datapath import daemon
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def run_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("VDP_RUN_DIR", str(tmp_path / "run"))
+    return tmp_path / "run"
+
+
+@pytest.fixture
+def captured_run(monkeypatch):
+    """Replaces daemon.run: records the Config `vdp run` would start."""
+    got = {}
+
+    def fake_run(cfg, verbose=0, **kw):
+        got["cfg"] = cfg
+        got["verbose"] = verbose
+        return 0
+    monkeypatch.setattr(daemon, "run", fake_run)
+    return got
+
+
+def usage_error(capsys, argv):
+    with pytest.raises(SystemExit) as ei:
+        cli.main(argv)
+    assert ei.value.code == 2
+    return capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- top level
+
+def test_no_command(capsys):
+    assert cli.main([]) == 2
+    assert "usage: vdp run" in capsys.readouterr().err
+
+
+def test_help(capsys):
+    assert cli.main(["--help"]) == 0
+    assert "vdp ctl" in capsys.readouterr().out
+
+
+def test_unknown_command(capsys):
+    assert cli.main(["frobnicate"]) == 2
+    assert "unknown command 'frobnicate'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- vdp run
+
+@pytest.mark.parametrize("argv, words", [
+    (["--port", "a", "--dpid", "xyz"], ["--dpid", "xyz"]),
+    (["--port", "a", "--dpid", "0x1ffffffffffffffff"], ["--dpid", "0x1ffffffffffffffff"]),
+    (["--port", "a", "--fail-mode", "open"], ["--fail-mode", "open"]),
+    (["--port", "a/b"], ["--port", "a/b"]),
+    (["--port", "tap:"], ["--port", "tap:"]),
+    (["--port", "a", "--controller", "tcp:nohost:6653"], ["--controller", "nohost"]),
+    (["--port", "a", "--controller", "udp:1.2.3.4:1"], ["--controller", "udp:1.2.3.4:1"]),
+    (["--port", "a", "--listen", "ptcp:99999"], ["--listen", "99999"]),
+    (["--port", "a", "--name", "a/b"], ["--name", "a/b"]),
+    (["--port", "a", "--bogus"], ["--bogus"]),
+    (["--port"], ["--port", "expected one argument"]),
+])
+def test_run_bad_flags(capsys, captured_run, argv, words):
+    err = usage_error(capsys, ["run"] + argv)
+    for w in words:
+        assert w in err, err
+    assert "cfg" not in captured_run
+
+
+def test_run_needs_a_port(capsys, captured_run):
+    assert cli.main(["run"]) == 2
+    assert "no ports" in capsys.readouterr().err
+
+
+def test_run_duplicate_port_flag(capsys, captured_run):
+    assert cli.main(["run", "--port", "a", "--port", "a"]) == 2
+    err = capsys.readouterr().err
+    assert "--port" in err and "'a' given twice" in err
+
+
+def test_run_bad_config_file(tmp_path, capsys, captured_run):
+    p = tmp_path / "c.toml"
+    p.write_text('ports = ["a"]\nfail_mode = "open"\n')
+    assert cli.main(["run", "--config", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "fail_mode" in err and "line 2" in err and "'open'" in err
+
+
+def test_run_missing_config_file(tmp_path, capsys, captured_run):
+    assert cli.main(["run", "--config", str(tmp_path / "nope.toml"), "--port", "a"]) == 2
+    assert "cannot read config" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, dpid", [
+    ("1", 1), ("0x1f", 31), ("0000000000000001", 1), ("0000000000000010", 16),
+    ("00:00:00:00:00:00:00:02", 2), ("123456789", 123456789),
+])
+def test_run_dpid_forms(captured_run, text, dpid):
+    assert cli.main(["run", "--port", "veth0", "--dpid", text]) == 0
+    assert captured_run["cfg"].dpid == dpid
+
+
+def test_run_builds_config(captured_run, run_dir):
+    rc = cli.main(["run", "--name", "s1", "--port", "veth0", "--port", "tap:t0",
+                   "--controller", "tcp:127.0.0.1:6653", "--listen", "ptcp:6634",
+                   "--fail-mode", "secure", "-v"])
+    assert rc == 0
+    cfg = captured_run["cfg"]
+    assert cfg.name == "s1"
+    assert cfg.ctl == str(run_dir / "s1.ctl")
+    assert [(p.name, p.type, p.ofport) for p in cfg.ports] == [("veth0", "afpacket", 1),
+                                                               ("t0", "tap", 2)]
+    assert [str(c) for c in cfg.controllers] == ["tcp:127.0.0.1:6653"]
+    assert [str(x) for x in cfg.listen] == ["ptcp:6634:0.0.0.0"]
+    assert cfg.fail_mode == "secure"
+    assert captured_run["verbose"] == 1
+
+
+def test_run_flags_override_config(tmp_path, captured_run):
+    p = tmp_path / "c.toml"
+    p.write_text('name = "file"\nports = ["a", "b"]\nfail_mode = "secure"\n')
+    assert cli.main(["run", "--config", str(p), "--name", "flag", "--ctl", "/tmp/z.ctl"]) == 0
+    cfg = captured_run["cfg"]
+    assert (cfg.name, cfg.ctl, cfg.fail_mode) == ("flag", "/tmp/z.ctl", "secure")
+    assert [p.name for p in cfg.ports] == ["a", "b"]
+
+
+def test_run_exit_status_is_daemons(monkeypatch):
+    monkeypatch.setattr(daemon, "run", lambda cfg, verbose=0, **kw: 1)
+    assert cli.main(["run", "--port", "a"]) == 1
+
+
+# ---------------------------------------------------------------- vdp ctl
+
+def ctl(argv):
+    out, err = io.StringIO(), io.StringIO()
+    rc = cli.main_ctl(argv, stdout=out, stderr=err)
+    return rc, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["frobnicate"], ["invalid choice", "frobnicate"]),
+    ([], ["CMD"]),
+    (["--bogus", "show"], ["--bogus"]),
+])
+def test_ctl_argparse_errors(capsys, argv, words):
+    err = usage_error(capsys, ["ctl"] + argv)
+    for w in words:
+        assert w in err, err
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["add-flow"], ["add-flow", "missing FLOW"]),
+    (["add-flows"], ["add-flows", "missing FILE"]),
+    (["add-flows", "a", "b"], ["unexpected argument 'b'"]),
+    (["show", "extra"], ["show", "unexpected argument 'extra'"]),
+    (["dump-ports", "x"], ["unexpected argument 'x'"]),
+    (["del-groups", "group_id=1", "group_id=2"], ["unexpected argument 'group_id=2'"]),
+    (["--strict", "dump-flows"], ["--strict", "del-flows"]),
+])
+def test_ctl_usage_errors_exit_2(argv, words):
+    rc, out, err = ctl(argv)
+    assert rc == 2
+    for w in words:
+        assert w in err, err
+
+
+def test_ctl_no_daemon_exit_1(tmp_path):
+    rc, out, err = ctl(["--ctl", str(tmp_path / "none.ctl"), "show"])
+    assert rc == 1
+    assert "cannot connect" in err and "none.ctl" in err
+
+
+def test_ctl_default_path_under_run_dir(run_dir):
+    rc, out, err = ctl(["show"])
+    assert rc == 1 and str(run_dir / "vdp0.ctl") in err
+
+
+def test_ctl_add_flows_unreadable_file(tmp_path):
+    rc, out, err = ctl(["--ctl", str(tmp_path / "x.ctl"), "add-flows", str(tmp_path / "nope")])
+    assert rc == 1 and "cannot read" in err
+
+
+def test_ctl_intermixed_options(tmp_path):
+    # options after the command are fine too
+    rc, out, err = ctl(["dump-flows", "--ctl", str(tmp_path / "x.ctl"), "--json", "in_port=1"])
+    assert rc == 1 and "x.ctl" in err
+
+
+def test_python_m_entry_point():
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    p = subprocess.run([sys.executable, "-m", "datapath.cli", "run", "--dpid", "bad", "--port", "a"],
+                       capture_output=True, text=True, env=env, cwd="/", timeout=60)
+    assert p.returncode == 2
+    assert "--dpid" in p.stderr and "bad" in p.stderr

@@ -1,0 +1,308 @@
+"""The `vdp run` configuration: TOML + flags (datapath/config.py)."""
+import textwrap
+
+import pytest
+
+from datapath import config as C
+from datapath import model as M
+from datapath.config import ConfigError, load_config
+
+
+@pytest.fixture(autouse=True)
+def run_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("VDP_RUN_DIR", str(tmp_path / "run"))
+    return tmp_path / "run"
+
+
+def toml(tmp_path, text, name="vdp.toml"):
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return str(p)
+
+
+def error_of(tmp_path, text, overrides=None):
+    with pytest.raises(ConfigError) as ei:
+        load_config(toml(tmp_path, text), overrides)
+    return str(ei.value)
+
+
+# ---------------------------------------------------------------- good configs
+
+def test_full_file(tmp_path, run_dir):
+    path = toml(tmp_path, """\
+        name = "br1"
+        dpid = "0000000000000010"
+        fail_mode = "secure"
+        ctl = "/tmp/x.ctl"
+        controllers = ["tcp:127.0.0.1:6653", "ssl:[::1]:6654", "tcp:10.0.0.1"]
+        listen = "ptcp:6634"
+        ports = ["veth0", "tap:tap0", {name = "veth1", type = "afpacket", ofport = 7}, "eth9"]
+        flows = ["in_port=veth0,actions=output:tap0", "priority=0,actions=drop"]
+        groups = ["group_id=1,type=all,bucket=output:1"]
+        meters = ["meter=1,kbps,bands=type=drop,rate=1000"]
+        """)
+    cfg = load_config(path)
+    assert cfg.name == "br1"
+    assert cfg.dpid == 16
+    assert cfg.fail_mode == "secure"
+    assert cfg.ctl == "/tmp/x.ctl"
+    assert cfg.controllers == [C.ControllerTarget("tcp", "127.0.0.1", 6653),
+                               C.ControllerTarget("ssl", "::1", 6654),
+                               C.ControllerTarget("tcp", "10.0.0.1", 6653)]
+    assert cfg.listen == [C.ListenTarget("ptcp", 6634, "0.0.0.0")]
+    assert [(p.name, p.type, p.ofport) for p in cfg.ports] == [
+        ("veth0", "afpacket", 1), ("tap0", "tap", 2), ("veth1", "afpacket", 7),
+        ("eth9", "afpacket", 3)]
+    assert cfg.flows[0].match.fields == {"in_port": (1, None)}
+    assert cfg.flows[0].instructions[0].actions == (M.Output(2),)
+    assert cfg.flow_texts[1] == "priority=0,actions=drop"
+    assert cfg.groups[0].group_id == 1 and cfg.meters[0].meter_id == 1
+    assert cfg.source == path
+
+
+def test_port_tables(tmp_path):
+    cfg = load_config(toml(tmp_path, """\
+        [[ports]]
+        name = "a"
+        ofport = 2
+
+        [[ports]]
+        name = "b"
+        type = "tap"
+
+        [[ports]]
+        name = "c"
+        """))
+    assert [(p.name, p.type, p.ofport) for p in cfg.ports] == [
+        ("a", "afpacket", 2), ("b", "tap", 1), ("c", "afpacket", 3)]
+
+
+def test_defaults(run_dir):
+    cfg = load_config(None, {"ports": ["veth0"]})
+    assert cfg.name == "vdp0"
+    assert cfg.dpid is None
+    assert cfg.fail_mode == "standalone"
+    assert cfg.ctl == str(run_dir / "vdp0.ctl")
+    assert cfg.controllers == [] and cfg.listen == [] and cfg.flows == []
+    assert cfg.ports[0].ofport == 1
+
+
+def test_ctl_default_follows_name(run_dir):
+    assert load_config(None, {"name": "s1"}).ctl == str(run_dir / "s1.ctl")
+
+
+def test_flags_override_file(tmp_path):
+    path = toml(tmp_path, """\
+        name = "fromfile"
+        dpid = 5
+        fail_mode = "secure"
+        ports = ["a", "b"]
+        controllers = ["tcp:1.1.1.1:1"]
+        """)
+    cfg = load_config(path, {"name": "fromflag", "dpid": "0x9", "ports": ["c"],
+                             "fail_mode": None, "controllers": ["tcp:2.2.2.2:2"]})
+    assert cfg.name == "fromflag"
+    assert cfg.dpid == 9
+    assert cfg.fail_mode == "secure"            # None = flag not given: file value stays
+    assert [p.name for p in cfg.ports] == ["c"]
+    assert [str(c) for c in cfg.controllers] == ["tcp:2.2.2.2:2"]
+
+
+@pytest.mark.parametrize("text, value", [
+    (1, 1), ("1", 1), ("42", 42), ("0x10", 16), ("0X1f", 31),
+    ("0000000000000001", 1), ("0000000000000010", 16), ("000000000000abcd", 0xABCD),
+    ("00:00:00:00:00:00:00:01", 1), ("ffffffffffffffff", 2**64 - 1),
+    ("18446744073709551615", 2**64 - 1), (0, 0),
+])
+def test_dpid_forms(text, value):
+    assert C.parse_dpid(text) == value
+
+
+@pytest.mark.parametrize("text", ["xyz", "-1", "0x", "0x1ffffffffffffffff",
+                                  "18446744073709551616", "", "1.5", "00:01", True, 1.5, -3])
+def test_dpid_bad(text):
+    with pytest.raises(ValueError, match="dpid"):
+        C.parse_dpid(text)
+
+
+@pytest.mark.parametrize("text, target", [
+    ("tcp:127.0.0.1:6653", ("tcp", "127.0.0.1", 6653)),
+    ("ssl:10.0.0.1:6653", ("ssl", "10.0.0.1", 6653)),
+    ("tcp:127.0.0.1", ("tcp", "127.0.0.1", 6653)),
+    ("tcp:[::1]:1", ("tcp", "::1", 1)),
+    ("tcp:[2001:db8::1]", ("tcp", "2001:db8::1", 6653)),
+])
+def test_controller_forms(text, target):
+    assert tuple(C.parse_controller(text)) == target
+
+
+@pytest.mark.parametrize("text", ["tcp:", "udp:1.2.3.4:5", "tcp:1.2.3:6653", "tcp:host:6653",
+                                  "tcp:1.2.3.4:0", "tcp:1.2.3.4:65536", "tcp:1.2.3.4:x",
+                                  "1.2.3.4:6653", "tcp:[::1", "ptcp:6653"])
+def test_controller_bad(text):
+    with pytest.raises(ValueError, match="controller|address|port"):
+        C.parse_controller(text)
+
+
+@pytest.mark.parametrize("text, target", [
+    ("ptcp:6634", ("ptcp", 6634, "0.0.0.0")),
+    ("ptcp:6634:127.0.0.1", ("ptcp", 6634, "127.0.0.1")),
+    ("pssl:6653", ("pssl", 6653, "0.0.0.0")),
+    ("ptcp:", ("ptcp", 6653, "0.0.0.0")),
+    ("ptcp:1:[::1]", ("ptcp", 1, "::1")),
+])
+def test_listen_forms(text, target):
+    assert tuple(C.parse_listen(text)) == target
+
+
+@pytest.mark.parametrize("text", ["tcp:6634", "ptcp:0", "ptcp:70000", "ptcp:x",
+                                  "ptcp:6634:nothost", "listen"])
+def test_listen_bad(text):
+    with pytest.raises(ValueError):
+        C.parse_listen(text)
+
+
+@pytest.mark.parametrize("text, port", [
+    ("veth0", C.PortConfig("veth0", "afpacket")),
+    ("afpacket:eth1", C.PortConfig("eth1", "afpacket")),
+    ("tap:tap0", C.PortConfig("tap0", "tap")),
+])
+def test_port_arg(text, port):
+    assert C.parse_port_arg(text) == port
+
+
+@pytest.mark.parametrize("text", ["", "tap:", "a/b", "sixteen-chars-xx", "foo:bar", "a b"])
+def test_port_arg_bad(text):
+    with pytest.raises(ValueError):
+        C.parse_port_arg(text)
+
+
+# ---------------------------------------------------------------- errors
+
+def test_unknown_key_names_key_and_line(tmp_path):
+    msg = error_of(tmp_path, 'name = "x"\nbonds = []\n')
+    assert "bonds" in msg and "line 2" in msg and "unknown key" in msg
+
+
+def test_toml_syntax_error_has_line(tmp_path):
+    msg = error_of(tmp_path, 'name = "x"\ndpid = \n')
+    assert "line 2" in msg and "vdp.toml" in msg
+
+
+@pytest.mark.parametrize("text, words", [
+    ('name = 1', ["name", "expected a string", "line 1"]),
+    ('name = "a/b"', ["name", "bad name"]),
+    ('dpid = true', ["dpid", "boolean"]),
+    ('dpid = "zz"', ["dpid", "bad dpid 'zz'"]),
+    ('dpid = 1.5', ["dpid", "expected"]),
+    ('fail_mode = "open"', ["fail_mode", "bad fail mode 'open'"]),
+    ('ctl = 5', ["ctl", "expected a string"]),
+    ('ctl = "/' + "x" * 120 + '"', ["ctl", "too long"]),
+    ('controllers = "tcp:1.1.1.1:1"', ["controllers", "expected a list"]),
+    ('controllers = [1]', ["controllers[0]", "expected a string"]),
+    ('controllers = ["tcp:1.1.1.1:1", "tcp:nohost:1"]', ["controllers[1]", "nohost", "line 1"]),
+    ('listen = ["ptcp:0"]', ["listen[0]", "bad TCP port '0'"]),
+    ('listen = ["ptcp:1", "ptcp:1"]', ["listen[1]", "given twice"]),
+    ('listen = 5', ["listen", "expected a list"]),
+    ('ports = "veth0"', ["ports", "expected a list"]),
+    ('ports = [5]', ["ports[0]", "expected a string or a table"]),
+    ('ports = ["a", "a"]', ["ports[1]", "port 'a' given twice"]),
+    ('ports = ["a", "tap:a"]', ["ports[1]", "port 'a' given twice"]),
+    ('ports = ["bad/name"]', ["ports[0]", "bad interface name"]),
+    ('ports = [{type = "tap"}]', ["ports[0]", "missing 'name'"]),
+    ('ports = [{name = "a", kind = "tap"}]', ["ports[0]", "unknown key 'kind'"]),
+    ('ports = [{name = "a", type = "xdp"}]', ["ports[0]", "bad type 'xdp'"]),
+    ('ports = [{name = "a", ofport = 0}]', ["ports[0]", "bad ofport 0"]),
+    ('ports = [{name = "a", ofport = "1"}]', ["ports[0]", "bad ofport '1'"]),
+    ('ports = [{name = "a", ofport = 2}, {name = "b", ofport = 2}]', ["ports[1]", "ofport 2"]),
+    ('flows = "in_port=1,actions=drop"', ["flows", "expected a list"]),
+    ('flows = [3]', ["flows[0]", "expected a string"]),
+    ('groups = ["group_id=1,type=all", "group_id=1,type=select"]', ["groups[1]", "given twice"]),
+    ('groups = ["group_id=1,type=bogus"]', ["groups[0]", "bad value 'bogus'"]),
+    ('meters = ["meter=1,bands=type=drop"]', ["meters[0]", "band has no rate"]),
+    ('meters = ["meter=2,bands=type=drop,rate=1", "meter=2,bands=type=drop,rate=2"]',
+     ["meters[1]", "meter 2 given twice"]),
+])
+def test_errors_name_the_key(tmp_path, text, words):
+    msg = error_of(tmp_path, text + "\n")
+    for w in words:
+        assert w in msg, msg
+
+
+def test_bad_flow_names_index_line_and_token(tmp_path):
+    msg = error_of(tmp_path, """\
+        ports = ["a", "b"]
+        flows = [
+            "in_port=1,actions=output:2",
+            "in_port=2,actions=output:1",
+            "in_port=x1,actions=drop",
+        ]
+        """)
+    assert "flows[2]" in msg
+    assert "line 5" in msg
+    assert "bad value 'x1' for field 'in_port' at column 9" in msg
+
+
+def test_port_table_error_points_at_its_header(tmp_path):
+    msg = error_of(tmp_path, """\
+        [[ports]]
+        name = "a"
+
+        [[ports]]
+        name = "b"
+        type = "xdp"
+        """)
+    assert "ports[1]" in msg and "line 6" in msg       # type = "xdp" of the 2nd table
+
+
+def test_port_table_without_value_points_at_header(tmp_path):
+    msg = error_of(tmp_path, """\
+        [[ports]]
+        name = "a"
+
+        [[ports]]
+        name = "b"
+        ofport = 0
+        """)
+    assert "ports[1]" in msg and "line 4" in msg
+
+
+def test_flag_errors_name_the_flag():
+    for overrides, words in [
+        ({"dpid": "xyz"}, ["--dpid", "xyz"]),
+        ({"ports": ["a", "a"]}, ["--port", "'a' given twice"]),
+        ({"fail_mode": "x"}, ["--fail-mode", "'x'"]),
+        ({"controllers": ["tcp:1.2.3"]}, ["--controller", "1.2.3"]),
+        ({"listen": ["ptcp:0"]}, ["--listen", "'0'"]),
+        ({"name": "a b"}, ["--name", "'a b'"]),
+    ]:
+        with pytest.raises(ConfigError) as ei:
+            load_config(None, overrides)
+        for w in words:
+            assert w in str(ei.value), str(ei.value)
+
+
+def test_flag_values_checked_against_file_flows(tmp_path):
+    # flows in the file name ports: --port replacing the ports breaks them
+    path = toml(tmp_path, 'ports = ["a"]\nflows = ["in_port=a,actions=drop"]\n')
+    assert load_config(path).flows[0].match.fields == {"in_port": (1, None)}
+    with pytest.raises(ConfigError, match=r"flows\[0\].*'a'"):
+        load_config(path, {"ports": ["b"]})
+
+
+def test_unreadable_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(str(tmp_path / "missing.toml"))
+
+
+def test_not_utf8(tmp_path):
+    p = tmp_path / "bin.toml"
+    p.write_bytes(b"name = \"\xff\"\n")
+    with pytest.raises(ConfigError, match="UTF-8"):
+        load_config(str(p))
+
+
+def test_whole_config_refused(tmp_path):
+    """One bad key refuses everything (nothing partially applied to return)."""
+    with pytest.raises(ConfigError):
+        load_config(toml(tmp_path, 'name = "ok"\nports = ["a"]\nfail_mode = "nope"\n'))
