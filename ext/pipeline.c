@@ -332,11 +332,11 @@ int vdp_dp_flow_insert(vdp_dp *dp, vdp_flow *f, const vdp_key *mask, vdp_flow **
     for (i = 0; i < VDP_KEY_WORDS; i++)
         f->rule.value.w[i] &= mask->w[i];
     old = (vdp_flow *)vdp_cls_find_exact(t->cls, &f->rule.value, mask, f->rule.priority);
-    if (old)
-        vdp_cls_remove(t->cls, &old->rule);
-    if (vdp_cls_insert(t->cls, &f->rule, mask) < 0) {
-        if (old)
-            vdp_cls_insert(t->cls, &old->rule, mask);   /* same size: fits again */
+    if (old) {
+        /* Swap in place: allocates nothing, so it cannot fail and the entry
+         * keeps its rank among equal priorities. */
+        vdp_cls_replace(t->cls, &old->rule, &f->rule);
+    } else if (vdp_cls_insert(t->cls, &f->rule, mask) < 0) {
         return -1;
     }
     if (old) {

@@ -8,7 +8,8 @@
  *   emc.c         exact-match cache: key -> composed program
  *   pipeline.c    tables, flow entries, instructions, miss translation,
  *                 counters, timeouts, vdp_dp_process (per packet), upcalls
- *   actions.c     packet rewriting ops + checksums, vdp_exec (runs a program)
+ *   actions.c     packet rewriting ops + checksums (vdp_exec, which runs a
+ *                 program, lives in pipeline.c)
  *   group.c       group table and bucket execution (all/select/indirect/ff)
  *   meter.c       meter table, token buckets, band selection
  *   normal.c      the NORMAL action: VLAN-aware MAC learning switch
