@@ -12,9 +12,12 @@ Who uses it: datapath/cli.py (main_run -> run(cfg)).  What it does, in order:
     case until the OpenFlow agent exists, table-0 misses go to NORMAL and
     the switch learns like an OVS bridge: Datapath.fail_standalone),
     the configured flows, then the engine thread.
-  serve (asyncio loop): the ctl socket, the netlink link monitor, upcall
-    draining (no controller yet: counted and dropped), flow expiry every
-    second, SIGTERM/SIGINT -> stop.
+  serve (asyncio loop): the ctl socket, the netlink link monitor, the
+    OpenFlow agent and its channels (datapath/ofp/agent.py, channel.py:
+    --controller connections, --listen listeners; with no controller
+    connected, standalone = NORMAL fallback, secure = misses dropped),
+    upcall draining (PACKET_IN to the connections; counted and dropped with
+    none), flow expiry every second (FLOW_REMOVED), SIGTERM/SIGINT -> stop.
   teardown: engine stopped, ports detached and closed (rings unmapped), the
     TAPs we created removed, ctl socket and lock files removed.  Exit 0.
 
@@ -139,6 +142,9 @@ class Daemon:
         self.ctl_server = None
         self.linkmon = None
         self._stop = None
+        # --- OpenFlow (ofagent helper): the agent and its connections
+        self.agent = None
+        self.channels = None
 
     # ---------------------------------------------------------------- setup
     def setup(self):
@@ -279,6 +285,10 @@ class Daemon:
         if self.netlink:
             await self._start_linkmon()
 
+        # --- OpenFlow (ofagent helper) -------------------------------------
+        await self._start_openflow()
+        # --- end OpenFlow ---------------------------------------------------
+
         tasks = [loop.create_task(self._expire_loop())]
         fd = None
         try:
@@ -295,9 +305,6 @@ class Daemon:
                  format_dpid(self.state.dpid), self.state.fail_mode,
                  " ".join(f"{n}({p.name})" for n, p in sorted(self.ports.items())) or "none",
                  self.cfg.ctl)
-        if self.cfg.controllers or self.cfg.listen:
-            log.warning("controller connections are not implemented yet: %s ignored",
-                        ", ".join(self.state.controllers + self.state.listen))
         try:
             await self._stop.wait()
         finally:
@@ -310,6 +317,9 @@ class Daemon:
                     await t
                 except (asyncio.CancelledError, Exception):
                     pass
+            if self.channels is not None:          # OpenFlow (ofagent helper)
+                await self.channels.close()
+                self.channels = None
             if self.linkmon is not None:
                 await self.linkmon.close()
             await self.ctl_server.close()
@@ -335,8 +345,34 @@ class Daemon:
             await self.linkmon.close()
             self.linkmon = None
 
+    # --- OpenFlow (ofagent helper) ---------------------------------------
+    async def _start_openflow(self):
+        """The agent always exists (fail mode, expiry, upcalls go through
+        it); channels only when controllers or listeners are configured."""
+        from .ofp.agent import Agent
+        from .ofp.channel import ChannelError, Channels
+        cfg = self.cfg
+        self.agent = Agent(self.dp, dpid=self.state.dpid, name=cfg.name,
+                           fail_mode=cfg.fail_mode)
+        if not (cfg.controllers or cfg.listen):
+            return
+        tls = {k: getattr(cfg, "ssl_" + k, None) for k in ("key", "cert", "ca")}
+        self.channels = Channels(self.agent, cfg.controllers, cfg.listen, tls=tls)
+        try:
+            await self.channels.start()
+        except ChannelError as e:
+            self.channels = None
+            if self.linkmon is not None:
+                await self.linkmon.close()
+                self.linkmon = None
+            await self.ctl_server.close()
+            raise DaemonError(str(e)) from None
+    # --- end OpenFlow -----------------------------------------------------
+
     def _link_changed(self, ofport, up, why):
         self.dp.set_port_link(ofport, up)
+        if self.agent is not None:             # PORT_STATUS (ofagent helper)
+            self.agent.port_changed(ofport)
         old = self.state.link_up.get(ofport)
         self.state.link_up[ofport] = up
         if old != up:
@@ -350,6 +386,11 @@ class Daemon:
                 ups = self.dp.upcalls(UPCALL_BATCH)
                 if not ups:
                     break
+                # PACKET_IN to the OpenFlow connections (ofagent helper)
+                if self.agent is not None and self.agent.handle_upcalls(ups):
+                    if len(ups) < UPCALL_BATCH:
+                        break
+                    continue
                 if self.state.upcalls_dropped == 0:
                     log.info("packet-in dropped: no controller connected (counted in `show`)")
                 self.state.upcalls_dropped += len(ups)
@@ -367,7 +408,9 @@ class Daemon:
         while True:
             await asyncio.sleep(EXPIRE_INTERVAL)
             try:
-                removed = self.dp.expire(time.monotonic())
+                # FLOW_REMOVED goes out through the agent (ofagent helper)
+                removed = (self.agent.expire(time.monotonic()) if self.agent is not None
+                           else self.dp.expire(time.monotonic()))
             except Exception:
                 log.exception("flow expiry failed")
                 continue
