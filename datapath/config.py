@@ -67,7 +67,7 @@ class ControllerTarget(NamedTuple):
 class ListenTarget(NamedTuple):
     proto: str        # "ptcp" or "pssl"
     port: int
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"   # passive listeners bind loopback unless told
 
     def __str__(self):
         h = f"[{self.host}]" if ":" in self.host else self.host
@@ -218,7 +218,7 @@ def parse_listen(text):
     port = OFP_TCP_PORT if not port_txt else _check_tcp_port(port_txt, text)
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    host = _check_ip(host, text) if host else "0.0.0.0"
+    host = _check_ip(host, text) if host else "127.0.0.1"
     return ListenTarget(proto, port, host)
 
 

@@ -246,14 +246,9 @@ class Daemon:
                 raise DaemonError(f"groups[{i}] ({fs.format_group(g)}): "
                                   f"{ctlmod._dp_error(e)}") from None
         if cfg.fail_mode == "standalone":
-            # No controller is ever connected yet: act as a learning switch.
-            # The datapath's standalone mode sends table-0 misses to NORMAL;
-            # without it, do what OVS does: a priority-0 NORMAL flow.
-            if hasattr(dp, "fail_standalone"):
-                dp.fail_standalone = True
-            else:
-                dp.flow_add(M.FlowSpec(table_id=0, priority=0, instructions=(
-                    M.ApplyActions((M.Output(M.OFPP_NORMAL),)),)))
+            # No controller is connected yet: table-0 misses go to NORMAL
+            # (the agent turns this off while a controller is connected).
+            dp.fail_standalone = True
         for i, spec in enumerate(cfg.flows):
             try:
                 dp.flow_add(spec)

@@ -249,11 +249,13 @@ class FlowError(Exception):
 
 
 Upcall = _pl_collections.namedtuple(
-    "Upcall", "data in_port reason table_id cookie metadata total_len")
+    "Upcall", "data in_port reason table_id cookie metadata total_len max_len",
+    defaults=(0xffff,))
 Upcall.__doc__ = ("A frame queued for the controller: the whole frame (data, "
                   "total_len = its length; max_len truncation is the agent's), "
                   "in_port, reason (0 no match, 1 action, 2 invalid ttl), "
-                  "table_id, cookie (0xffffffffffffffff when not from a flow), metadata.")
+                  "table_id, cookie (0xffffffffffffffff when not from a flow), metadata, "
+                  "max_len (the CONTROLLER output's max_len; 0xffff = OFPCML_NO_BUFFER).")
 
 # The model module (datapath/model.py), bound by datapath/fastpath.py.
 _pl_model = None
@@ -1326,7 +1328,8 @@ cdef class Datapath:
         try:
             while len(out) < max and vdp_dp_upcall_peek(self.c, &u) == 0:
                 out.append(Upcall(PyBytes_FromStringAndSize(<char *>u.data, u.len), u.in_port,
-                                  u.reason, u.table_id, u.cookie, u.metadata, u.total_len))
+                                  u.reason, u.table_id, u.cookie, u.metadata, u.total_len,
+                                  u.max_len))
                 vdp_dp_upcall_pop(self.c)
         finally:
             self._unlock()

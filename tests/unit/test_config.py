@@ -49,7 +49,7 @@ def test_full_file(tmp_path, run_dir):
     assert cfg.controllers == [C.ControllerTarget("tcp", "127.0.0.1", 6653),
                                C.ControllerTarget("ssl", "::1", 6654),
                                C.ControllerTarget("tcp", "10.0.0.1", 6653)]
-    assert cfg.listen == [C.ListenTarget("ptcp", 6634, "0.0.0.0")]
+    assert cfg.listen == [C.ListenTarget("ptcp", 6634, "127.0.0.1")]
     assert [(p.name, p.type, p.ofport) for p in cfg.ports] == [
         ("veth0", "afpacket", 1), ("tap0", "tap", 2), ("veth1", "afpacket", 7),
         ("eth9", "afpacket", 3)]
@@ -145,10 +145,10 @@ def test_controller_bad(text):
 
 
 @pytest.mark.parametrize("text, target", [
-    ("ptcp:6634", ("ptcp", 6634, "0.0.0.0")),
+    ("ptcp:6634", ("ptcp", 6634, "127.0.0.1")),
     ("ptcp:6634:127.0.0.1", ("ptcp", 6634, "127.0.0.1")),
-    ("pssl:6653", ("pssl", 6653, "0.0.0.0")),
-    ("ptcp:", ("ptcp", 6653, "0.0.0.0")),
+    ("pssl:6653", ("pssl", 6653, "127.0.0.1")),
+    ("ptcp:", ("ptcp", 6653, "127.0.0.1")),
     ("ptcp:1:[::1]", ("ptcp", 1, "::1")),
 ])
 def test_listen_forms(text, target):
