@@ -122,7 +122,7 @@ def test_run_builds_config(captured_run, run_dir):
     assert [(p.name, p.type, p.ofport) for p in cfg.ports] == [("veth0", "afpacket", 1),
                                                                ("t0", "tap", 2)]
     assert [str(c) for c in cfg.controllers] == ["tcp:127.0.0.1:6653"]
-    assert [str(x) for x in cfg.listen] == ["ptcp:6634:0.0.0.0"]
+    assert [str(x) for x in cfg.listen] == ["ptcp:6634:127.0.0.1"]
     assert cfg.fail_mode == "secure"
     assert captured_run["verbose"] == 1
 

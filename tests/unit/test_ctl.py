@@ -700,18 +700,15 @@ def test_daemon_standalone_serves_and_cleans_up(sock_dir, run_dir):
     assert os.listdir(run_dir) == []
 
 
-def test_daemon_standalone_flow_without_datapath_support(sock_dir, run_dir):
-    class OldDatapath(FakeDatapath):
-        def __init__(self, n_tables=254):
-            super().__init__(n_tables)
-            del self.fail_standalone
+def test_daemon_standalone_uses_datapath_mode_not_a_flow(sock_dir, run_dir):
+    # Standalone learning is the datapath's fail mode: no flow appears in
+    # table 0, so a controller that connects later finds an empty table.
     fp = fake_fastpath()
-    fp.Datapath = OldDatapath
     cfg = make_cfg(sock_dir, ["a"])
     dt = DaemonThread(cfg, fastpath=fp)
     try:
-        flows = dctl(cfg, "dump-flows")
-        assert [(f["priority"], f["match"], f["actions"]) for f in flows] == [(0, "", "NORMAL")]
+        assert dctl(cfg, "dump-flows") == []
+        assert dt.d.dp.fail_standalone is True
     finally:
         dt.stop()
 
