@@ -51,15 +51,10 @@ OFPT_METER_MOD = 29
 OFPHET_VERSIONBITMAP = 1
 
 # ---- ports ---------------------------------------------------------------
-OFPP_MAX = 0xFFFFFF00
-OFPP_IN_PORT = 0xFFFFFFF8
-OFPP_TABLE = 0xFFFFFFF9
-OFPP_NORMAL = 0xFFFFFFFA
-OFPP_FLOOD = 0xFFFFFFFB
-OFPP_ALL = 0xFFFFFFFC
-OFPP_CONTROLLER = 0xFFFFFFFD
-OFPP_LOCAL = 0xFFFFFFFE
-OFPP_ANY = 0xFFFFFFFF
+# Reserved port numbers are the datapath model's own (one definition).
+from datapath.model import (  # noqa: E402,F401
+    OFPP_MAX, OFPP_IN_PORT, OFPP_TABLE, OFPP_NORMAL, OFPP_FLOOD, OFPP_ALL,
+    OFPP_CONTROLLER, OFPP_LOCAL, OFPP_ANY)
 OFPQ_ALL = 0xFFFFFFFF
 OFP_MAX_PORT_NAME_LEN = 16
 
