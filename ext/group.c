@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "group.h"
+#include "idmap.h"
 
 /* ------------------------------------------------------------ groups */
 vdp_group *vdp_group_new(uint32_t id, uint8_t type, uint16_t n_buckets, uint64_t now_ns)
@@ -262,86 +263,43 @@ int vdp_group_ff_choose(const vdp_group *g, int (*port_live)(void *, uint32_t),
 }
 
 /* ------------------------------------------------------------ table */
+/* The table itself is an id map (idmap.c, shared with the meter table). */
 struct vdp_group_table {
-    vdp_group **heads;
-    uint32_t    mask;           /* n heads - 1 (power of two) */
-    size_t      count;
+    vdp_idmap map;
 };
-
-static inline uint32_t id_hash(uint32_t id)
-{
-    return (uint32_t)fmix(id);
-}
 
 vdp_group_table *vdp_group_table_new(void)
 {
     vdp_group_table *t = calloc(1, sizeof *t);
-    if (!t)
-        return NULL;
-    t->mask = 63;
-    t->heads = calloc(t->mask + 1, sizeof *t->heads);
-    if (!t->heads) {
+    if (t && vdp_idmap_init(&t->map) < 0) {
         free(t);
         return NULL;
     }
     return t;
 }
 
+static void free_group_val(void *g)
+{
+    vdp_group_free(g);
+}
+
 void vdp_group_table_free(vdp_group_table *t)
 {
     if (!t)
         return;
-    for (uint32_t i = 0; i <= t->mask; i++) {
-        vdp_group *g = t->heads[i];
-        while (g) {
-            vdp_group *n = g->next;
-            vdp_group_free(g);
-            g = n;
-        }
-    }
-    free(t->heads);
+    vdp_idmap_destroy(&t->map, free_group_val);
     free(t);
 }
 
 vdp_group *vdp_group_find(const vdp_group_table *t, uint32_t id)
 {
-    for (vdp_group *g = t->heads[id_hash(id) & t->mask]; g; g = g->next)
-        if (g->id == id)
-            return g;
-    return NULL;
-}
-
-static void grow(vdp_group_table *t)
-{
-    uint32_t nmask = t->mask * 2 + 1;
-    vdp_group **nh = calloc(nmask + 1, sizeof *nh);
-    if (!nh)
-        return;                 /* keep the old (longer chains, still right) */
-    for (uint32_t i = 0; i <= t->mask; i++) {
-        vdp_group *g = t->heads[i];
-        while (g) {
-            vdp_group *n = g->next;
-            uint32_t h = id_hash(g->id) & nmask;
-            g->next = nh[h];
-            nh[h] = g;
-            g = n;
-        }
-    }
-    free(t->heads);
-    t->heads = nh;
-    t->mask = nmask;
+    return vdp_idmap_get(&t->map, id);
 }
 
 int vdp_group_table_add(vdp_group_table *t, vdp_group *g)
 {
-    if (vdp_group_find(t, g->id))
+    if (vdp_idmap_put(&t->map, g->id, g) < 0)
         return -1;
-    if (t->count >= (size_t)(t->mask + 1) * 2)
-        grow(t);
-    uint32_t h = id_hash(g->id) & t->mask;
-    g->next = t->heads[h];
-    t->heads[h] = g;
-    t->count++;
     vdp_group_rebuild(g, NULL, NULL);
     return 0;
 }
@@ -364,50 +322,32 @@ vdp_group *vdp_group_table_modify(vdp_group_table *t, vdp_group *g)
 
 vdp_group *vdp_group_table_remove(vdp_group_table *t, uint32_t id)
 {
-    vdp_group **pp = &t->heads[id_hash(id) & t->mask];
-    for (; *pp; pp = &(*pp)->next) {
-        if ((*pp)->id == id) {
-            vdp_group *g = *pp;
-            *pp = g->next;
-            g->next = NULL;
-            t->count--;
-            return g;
-        }
-    }
-    return NULL;
+    return vdp_idmap_del(&t->map, id);
 }
 
 size_t vdp_group_table_count(const vdp_group_table *t)
 {
-    return t->count;
-}
-
-static int cmp_id(const void *a, const void *b)
-{
-    uint32_t x = (*(vdp_group *const *)a)->id, y = (*(vdp_group *const *)b)->id;
-    return x < y ? -1 : x > y;
+    return t->map.count;
 }
 
 size_t vdp_group_table_list(const vdp_group_table *t, vdp_group **out, size_t max)
 {
-    size_t n = 0;
-    vdp_group **all = malloc((t->count ? t->count : 1) * sizeof *all);
-    if (!all)
-        return 0;
-    for (uint32_t i = 0; i <= t->mask; i++)
-        for (vdp_group *g = t->heads[i]; g; g = g->next)
-            all[n++] = g;
-    qsort(all, n, sizeof *all, cmp_id);
-    if (n > max)
-        n = max;
-    memcpy(out, all, n * sizeof *all);
-    free(all);
-    return n;
+    return vdp_idmap_values(&t->map, (void **)out, max);
+}
+
+struct rebuild_ctx {
+    int (*port_live)(void *, uint32_t);
+    void *ctx;
+};
+
+static void rebuild_one(void *g, void *arg)
+{
+    struct rebuild_ctx *rc = arg;
+    vdp_group_rebuild(g, rc->port_live, rc->ctx);
 }
 
 void vdp_group_table_rebuild(vdp_group_table *t, int (*port_live)(void *, uint32_t), void *ctx)
 {
-    for (uint32_t i = 0; i <= t->mask; i++)
-        for (vdp_group *g = t->heads[i]; g; g = g->next)
-            vdp_group_rebuild(g, port_live, ctx);
+    struct rebuild_ctx rc = { port_live, ctx };
+    vdp_idmap_foreach(&t->map, rebuild_one, &rc);
 }

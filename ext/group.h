@@ -49,7 +49,6 @@ struct vdp_group {
     uint64_t    byte_count;
     uint32_t    ref_count;            /* flows whose programs point here */
     uint64_t    created_ns;           /* for duration in stats */
-    struct vdp_group *next;           /* hash chain (group table) */
 };
 
 /* New group with n_buckets zeroed buckets (watch_port/group = ANY, weight

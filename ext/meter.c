@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "meter.h"
+#include "idmap.h"
 
 #define TOK_PER_BIT    1000000ull          /* kbps units */
 #define TOK_PER_PKT    1000000000ull       /* pktps units */
@@ -123,132 +124,55 @@ int vdp_meter_apply(vdp_meter *m, uint64_t now_ns, uint32_t pkt_len, uint8_t *re
 }
 
 /* ------------------------------------------------------------ table */
+/* The table itself is an id map (idmap.c, shared with the group table). */
 struct vdp_meter_table {
-    vdp_meter **heads;
-    uint32_t    mask;
-    size_t      count;
+    vdp_idmap map;
 };
-
-static inline uint32_t id_hash(uint32_t id)
-{
-    uint64_t h = id;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    return (uint32_t)h;
-}
 
 vdp_meter_table *vdp_meter_table_new(void)
 {
     vdp_meter_table *t = calloc(1, sizeof *t);
-    if (!t)
-        return NULL;
-    t->mask = 63;
-    t->heads = calloc(t->mask + 1, sizeof *t->heads);
-    if (!t->heads) {
+    if (t && vdp_idmap_init(&t->map) < 0) {
         free(t);
         return NULL;
     }
     return t;
 }
 
+static void free_meter_val(void *m)
+{
+    vdp_meter_free(m);
+}
+
 void vdp_meter_table_free(vdp_meter_table *t)
 {
     if (!t)
         return;
-    for (uint32_t i = 0; i <= t->mask; i++) {
-        vdp_meter *m = t->heads[i];
-        while (m) {
-            vdp_meter *n = m->next;
-            vdp_meter_free(m);
-            m = n;
-        }
-    }
-    free(t->heads);
+    vdp_idmap_destroy(&t->map, free_meter_val);
     free(t);
 }
 
 vdp_meter *vdp_meter_find(const vdp_meter_table *t, uint32_t id)
 {
-    for (vdp_meter *m = t->heads[id_hash(id) & t->mask]; m; m = m->next)
-        if (m->id == id)
-            return m;
-    return NULL;
-}
-
-static void grow(vdp_meter_table *t)
-{
-    uint32_t nmask = t->mask * 2 + 1;
-    vdp_meter **nh = calloc(nmask + 1, sizeof *nh);
-    if (!nh)
-        return;
-    for (uint32_t i = 0; i <= t->mask; i++) {
-        vdp_meter *m = t->heads[i];
-        while (m) {
-            vdp_meter *n = m->next;
-            uint32_t h = id_hash(m->id) & nmask;
-            m->next = nh[h];
-            nh[h] = m;
-            m = n;
-        }
-    }
-    free(t->heads);
-    t->heads = nh;
-    t->mask = nmask;
+    return vdp_idmap_get(&t->map, id);
 }
 
 int vdp_meter_table_add(vdp_meter_table *t, vdp_meter *m)
 {
-    if (vdp_meter_find(t, m->id))
-        return -1;
-    if (t->count >= (size_t)(t->mask + 1) * 2)
-        grow(t);
-    uint32_t h = id_hash(m->id) & t->mask;
-    m->next = t->heads[h];
-    t->heads[h] = m;
-    t->count++;
-    return 0;
+    return vdp_idmap_put(&t->map, m->id, m);
 }
 
 vdp_meter *vdp_meter_table_remove(vdp_meter_table *t, uint32_t id)
 {
-    vdp_meter **pp = &t->heads[id_hash(id) & t->mask];
-    for (; *pp; pp = &(*pp)->next) {
-        if ((*pp)->id == id) {
-            vdp_meter *m = *pp;
-            *pp = m->next;
-            m->next = NULL;
-            t->count--;
-            return m;
-        }
-    }
-    return NULL;
+    return vdp_idmap_del(&t->map, id);
 }
 
 size_t vdp_meter_table_count(const vdp_meter_table *t)
 {
-    return t->count;
-}
-
-static int cmp_id(const void *a, const void *b)
-{
-    uint32_t x = (*(vdp_meter *const *)a)->id, y = (*(vdp_meter *const *)b)->id;
-    return x < y ? -1 : x > y;
+    return t->map.count;
 }
 
 size_t vdp_meter_table_list(const vdp_meter_table *t, vdp_meter **out, size_t max)
 {
-    size_t n = 0;
-    vdp_meter **all = malloc((t->count ? t->count : 1) * sizeof *all);
-    if (!all)
-        return 0;
-    for (uint32_t i = 0; i <= t->mask; i++)
-        for (vdp_meter *m = t->heads[i]; m; m = m->next)
-            all[n++] = m;
-    qsort(all, n, sizeof *all, cmp_id);
-    if (n > max)
-        n = max;
-    memcpy(out, all, n * sizeof *all);
-    free(all);
-    return n;
+    return vdp_idmap_values(&t->map, (void **)out, max);
 }

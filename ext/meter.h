@@ -64,7 +64,6 @@ struct vdp_meter {
     uint64_t byte_in_count;
     uint32_t ref_count;       /* flows using the meter (flow_count) */
     vdp_meter_band bands[VDP_METER_MAX_BANDS];
-    struct vdp_meter *next;   /* hash chain */
 };
 
 /* New meter; NULL when n_bands > VDP_METER_MAX_BANDS or no memory. */

@@ -12,6 +12,7 @@
  *                 program, lives in pipeline.c)
  *   group.c       group table and bucket execution (all/select/indirect/ff)
  *   meter.c       meter table, token buckets, band selection
+ *   idmap.c       id -> pointer map behind the group and meter tables
  *   normal.c      the NORMAL action: VLAN-aware MAC learning switch
  *   port_afpacket.c, port_tap.c, port_dummy.c  port providers
  *   engine.c      the burst loop over ports (runs with the GIL released)
