@@ -120,6 +120,7 @@ class SwitchState:
     link_up: dict = field(default_factory=dict)         # ofport -> bool
     config: dict = field(default_factory=dict)          # ofport -> OFPPC bits
     upcalls_dropped: int = 0
+    agent: object = None          # datapath.ofp.agent.Agent once OpenFlow is up
 
 
 _PPC = ((1 << 0, "PORT_DOWN"), (1 << 2, "NO_RECV"), (1 << 5, "NO_FWD"), (1 << 6, "NO_PACKET_IN"))
@@ -195,14 +196,22 @@ class Commands:
             up, cfg = self._port_status(n, p)
             ports.append({"port": n, "name": p.name, "hw_addr": _mac(getattr(p, "hw_addr", None)),
                           "link_up": up, "config": cfg})
+        # Sessions that finished the OpenFlow handshake; service connections
+        # (ovs-ofctl on the passive listener) do not count as controllers.
+        conns = [s for s in st.agent.connected() if not s.service] if st.agent else []
+        roles = {1: "equal", 2: "master", 3: "slave"}
+        connections = [{"peer": s.name, "role": roles.get(s.role, str(s.role))} for s in conns]
         if as_json:
             return {"name": st.name, "dpid": f"{st.dpid:016x}", "fail_mode": st.fail_mode,
                     "n_tables": st.n_tables, "controllers": list(st.controllers),
+                    "controller_connected": bool(conns), "connections": connections,
                     "upcalls_dropped": st.upcalls_dropped, "ports": ports}
         lines = [f"{st.name}: dpid:{st.dpid:016x}",
                  f"fail_mode: {st.fail_mode}, n_tables: {st.n_tables}",
                  "controllers: " + (", ".join(st.controllers) or "none")
-                 + (f"; listen: {', '.join(st.listen)}" if st.listen else "")]
+                 + (f"; listen: {', '.join(st.listen)}" if st.listen else ""),
+                 "connected: " + (", ".join(f"{c['peer']} ({c['role']})" for c in connections)
+                                  or "no")]
         for p in ports:
             lines += [f" {p['port']}({p['name']}): addr:{p['hw_addr']}",
                       f"     config:     {_config_words(p['config'])}",

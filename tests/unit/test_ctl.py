@@ -415,6 +415,22 @@ def test_show_json_shape(switch):
     assert "PORT_DOWN" in ok(switch, "show") and "LINK_DOWN" in ok(switch, "show")
 
 
+def test_show_reports_connected_controllers(switch):
+    """controller_connected counts handshaken controller sessions only:
+    a service session (ovs-ofctl on the listener) is not a controller."""
+    assert okj(switch, "show")["controller_connected"] is False
+    assert "connected: no" in ok(switch, "show")
+    sess = [types.SimpleNamespace(name="tcp:127.0.0.1:6653", role=2, service=False),
+            types.SimpleNamespace(name="ptcp:6634 <- 127.0.0.1:5000", role=1, service=True)]
+    switch.state.agent = types.SimpleNamespace(connected=lambda: sess)
+    show = okj(switch, "show")
+    assert show["controller_connected"] is True
+    assert show["connections"] == [{"peer": "tcp:127.0.0.1:6653", "role": "master"}]
+    assert "connected: tcp:127.0.0.1:6653 (master)" in ok(switch, "show")
+    sess.pop(0)
+    assert okj(switch, "show")["controller_connected"] is False
+
+
 def test_show_port_state_without_datapath_getters(switch):
     """A datapath without port_link/port_config: the port's own link_up,
     else what the daemon recorded."""
