@@ -23,6 +23,7 @@
 #define IPP_SCTP   132
 
 #define PBB_HDR_LEN 18      /* B-DA, B-SA, 0x88e7, I-TAG TCI */
+#define ETH_MIN_LEN 60      /* shortest Ethernet frame, FCS excluded */
 
 struct wctx {
     uint8_t *scratch;
@@ -124,6 +125,24 @@ static void remove_bytes(vdp_pkt *p, uint32_t at, uint32_t n)
         else if (p->csum_start >= at)
             p->csum_start = p->csum_offset = 0;
     }
+}
+
+/* After a pop: a frame left shorter than the Ethernet minimum gets zero
+ * padding up to it, as a NIC pads a runt before it goes on the wire (veth,
+ * TAP and AF_PACKET do not, so without this a popped 60-byte frame would
+ * leave as a 56-byte runt).  The IP total length / payload length keeps
+ * the padding out of every later parse and checksum.  The os-ken switch
+ * test suite compares popped frames byte for byte with 60-byte padded
+ * models (pop_mpls of an ICMP echo, for one).  Best effort: without tail
+ * room nothing is padded (pipeline scratch buffers always have it). */
+static void pad_runt(vdp_pkt *p)
+{
+    if (p->len >= ETH_MIN_LEN)
+        return;
+    if (p->bufsize - (uint32_t)(p->data - p->buf) < ETH_MIN_LEN)
+        return;
+    memset(p->data + p->len, 0, ETH_MIN_LEN - p->len);
+    p->len = ETH_MIN_LEN;
 }
 
 /* Recompute the header offsets from the bytes, as the parser sees them. */
@@ -427,7 +446,9 @@ static int set_icmp(vdp_pkt *p, int want_proto, int which, uint8_t v, struct wct
 static int set_nd_target(vdp_pkt *p, const uint8_t *addr, struct wctx *w)
 {
     int proto = vdp_pkt_l4_proto(p, NULL);
-    if (proto != IPP_ICMPV6 || (uint32_t)p->l4_off + 24 > p->len)
+    /* the target must lie inside the IPv6 payload (a short NS/NA has none;
+     * bytes past the payload are link padding or trailer) */
+    if (proto != IPP_ICMPV6 || (uint32_t)p->l4_off + 24 > vdp_pkt_l4_end(p))
         return VDP_ACT_SKIP;
     uint8_t type = p->data[p->l4_off];
     if (type != 135 && type != 136)
@@ -605,6 +626,7 @@ static int pop_vlan(vdp_pkt *p, struct wctx *w)
         p->vlan_off = (uint16_t)at;
     else
         p->vlan_off = NOOFF;
+    pad_runt(p);
     return VDP_ACT_OK;
 }
 
@@ -653,6 +675,7 @@ static int pop_mpls(vdp_pkt *p, uint16_t ethertype, struct wctx *w)
         p->mpls_off = NOOFF;
         refresh_offsets(p);
     }
+    pad_runt(p);
     return VDP_ACT_OK;
 }
 
@@ -691,6 +714,7 @@ static int pop_pbb(vdp_pkt *p, struct wctx *w)
         return VDP_ACT_SKIP;
     MAKE_WRITABLE(p, w);
     remove_bytes(p, 0, cut);
+    pad_runt(p);
     refresh_offsets(p);
     return VDP_ACT_OK;
 }

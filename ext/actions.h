@@ -82,6 +82,8 @@ int vdp_pkt_make_writable(vdp_pkt *pkt, uint8_t *buf, uint32_t bufsize);
  *   customer MACs), ethertype op->arg16 (0 = 0x88e7), I-TAG (PCP from the
  *   outer VLAN tag or 0, I-SID from an existing I-TAG or 0).
  * POP_PBB: removes everything up to and including the outer I-TAG.
+ *   The three pops pad a frame they leave shorter than 60 bytes with zeros
+ *   up to 60 (the Ethernet minimum a NIC would pad to on the wire).
  * SET_MPLS_TTL / SET_NW_TTL: op->arg = ttl.  DEC_*: VDP_ACT_INVALID_TTL when
  *   the TTL is <= 1.  NW TTL = IPv4 TTL (header checksum updated) or IPv6 hop
  *   limit.

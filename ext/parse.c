@@ -17,7 +17,9 @@
  *    malformed (return -1, pkt->malformed = 1); fields of the headers before
  *    it, and the fixed part of the bad header when that part is complete,
  *    stay in the key;
- *  - unknown ethertypes / protocols are not errors, they just stop parsing.
+ *  - unknown ethertypes / protocols are not errors, they just stop parsing;
+ *    nor is an invalid Neighbour Discovery body (it only loses its ND
+ *    fields, see parse_nd).
  * The common case (untagged IPv4 + TCP/UDP) takes the first branch at each
  * step and touches the key with a handful of stores.
  */
@@ -78,41 +80,52 @@ static inline int is_vlan_tpid(uint16_t t)
 
 /* Neighbour Discovery (NS/NA): target, then the option list up to `end`.
  * Only 8-byte SLL/TLL options (Ethernet addresses) fill the key; the first
- * of each kind wins.  A zero-length or overrunning option is malformed. */
-static int parse_nd(const uint8_t *p, uint32_t off, uint32_t end,
-                    vdp_pkt *pkt, vdp_key *key, uint64_t *present)
+ * of each kind wins.
+ * An invalid ND body - too short for the target, or an option of length 0,
+ * shorter than 8 bytes or running past the end - is NOT malformed: the
+ * ICMPv6 header is complete and the IP length bounds the message, the
+ * message is just not usable ND (RFC 4861 has the receiving host drop it,
+ * not the switch).  The frame keeps icmpv6_type/code and gets no ND field
+ * at all, nothing half-parsed (OVS does the same).  A switch must forward
+ * such frames: the os-ken switch test suite, for one, rewrites an echo
+ * request's type to 135 and expects the result through its tester switch. */
+static void parse_nd(const uint8_t *p, uint32_t off, uint32_t end,
+                     vdp_pkt *pkt, vdp_key *key, uint64_t *present)
 {
+    uint32_t sll = 0, tll = 0;      /* option offsets; 0 = none (never valid) */
+
     if (unlikely(end - off < 24))
-        return -1;
-    memcpy(key->nd_target, p + off + 8, 16);
-    *present |= VDP_BIT(VDP_F_IPV6_ND_TARGET);
-    off += 24;
+        return;
     if (unlikely(end >= VDP_NOOFF))  /* option offsets must fit 16 bits */
         end = VDP_NOOFF - 1;
-    while (off < end) {
+    for (uint32_t o = off + 24; o < end;) {
         uint32_t olen;
-        uint8_t otype;
 
-        if (unlikely(end - off < 8))
-            return -1;
-        otype = p[off];
-        olen = (uint32_t)p[off + 1] * 8;
-        if (unlikely(olen == 0 || olen > end - off))
-            return -1;
+        if (unlikely(end - o < 8))
+            return;
+        olen = (uint32_t)p[o + 1] * 8;
+        if (unlikely(olen == 0 || olen > end - o))
+            return;
         if (olen == 8) {
-            if (otype == 1 && !(*present & VDP_BIT(VDP_F_IPV6_ND_SLL))) {
-                memcpy(key->arp_sha, p + off + 2, 6);
-                pkt->nd_sll_off = (uint16_t)(off + 2);
-                *present |= VDP_BIT(VDP_F_IPV6_ND_SLL);
-            } else if (otype == 2 && !(*present & VDP_BIT(VDP_F_IPV6_ND_TLL))) {
-                memcpy(key->arp_tha, p + off + 2, 6);
-                pkt->nd_tll_off = (uint16_t)(off + 2);
-                *present |= VDP_BIT(VDP_F_IPV6_ND_TLL);
-            }
+            if (p[o] == 1 && !sll)
+                sll = o + 2;
+            else if (p[o] == 2 && !tll)
+                tll = o + 2;
         }
-        off += olen;
+        o += olen;
     }
-    return 0;
+    memcpy(key->nd_target, p + off + 8, 16);
+    *present |= VDP_BIT(VDP_F_IPV6_ND_TARGET);
+    if (sll) {
+        memcpy(key->arp_sha, p + sll, 6);
+        pkt->nd_sll_off = (uint16_t)sll;
+        *present |= VDP_BIT(VDP_F_IPV6_ND_SLL);
+    }
+    if (tll) {
+        memcpy(key->arp_tha, p + tll, 6);
+        pkt->nd_tll_off = (uint16_t)tll;
+        *present |= VDP_BIT(VDP_F_IPV6_ND_TLL);
+    }
 }
 
 /* Transport header at off, bounded by end (the IP packet's end).  v6 picks
@@ -177,7 +190,7 @@ static inline int parse_l4(const uint8_t *p, uint32_t off, uint32_t end,
         *present |= VDP_BIT(VDP_F_ICMPV6_TYPE) | VDP_BIT(VDP_F_ICMPV6_CODE);
         pkt->l4_off = (uint16_t)off;
         if ((h[0] == 135 || h[0] == 136) && h[1] == 0)
-            return parse_nd(p, off, end, pkt, key, present);
+            parse_nd(p, off, end, pkt, key, present);
         return 0;
     }
     return 0;
