@@ -212,7 +212,53 @@ _INST_FIXED_LEN = {C.OFPIT_GOTO_TABLE: 8, C.OFPIT_WRITE_METADATA: 24,
                    C.OFPIT_CLEAR_ACTIONS: 8, C.OFPIT_METER: 8}
 
 
+# Flow-mods from one controller mostly repeat a few instruction lists
+# (output:2, goto_table:1, ...): the decoded tuple (immutable all the way
+# down: NamedTuples, tuples, ints, bytes) is kept per raw bytes and shared,
+# with whether it holds any experimenter instruction or action.  Only lists
+# that decoded without error are kept; the cache is emptied when it reaches
+# _INST_CACHE_MAX entries.
+_INST_CACHE = {}
+_INST_CACHE_MAX = 4096
+_INST_CACHE_MAX_BYTES = 512          # longer lists are decoded every time
+
+
 def decode_instructions(buf, off, end):
+    """The instruction list in buf[off:end] -> tuple of model instructions
+    (see _decode_instructions)."""
+    return decode_instructions_basic(buf, off, end)[0]
+
+
+def decode_instructions_basic(buf, off, end):
+    """(instructions, basic): basic is True when no instruction or action in
+    the list is an experimenter one (what a switch must refuse or handle)."""
+    if end - off > _INST_CACHE_MAX_BYTES:
+        insts = _decode_instructions(buf, off, end)
+        return insts, _basic(insts)
+    raw = buf[off:end]
+    if type(raw) is not bytes:
+        raw = bytes(raw)
+    hit = _INST_CACHE.get(raw)
+    if hit is None:
+        insts = _decode_instructions(buf, off, end)
+        if len(_INST_CACHE) >= _INST_CACHE_MAX:
+            _INST_CACHE.clear()
+        hit = _INST_CACHE[raw] = (insts, _basic(insts))
+    return hit
+
+
+def _basic(insts):
+    for i in insts:
+        if isinstance(i, ExperimenterInstruction):
+            return False
+        if isinstance(i, (M.ApplyActions, M.WriteActions)):
+            for a in i.actions:
+                if isinstance(a, ExperimenterAction):
+                    return False
+    return True
+
+
+def _decode_instructions(buf, off, end):
     """The instruction list in buf[off:end] -> tuple of model instructions.
 
     A repeated instruction type has no OpenFlow 1.3 code; it is reported as

@@ -119,11 +119,12 @@ class Framer:
     """
 
     def __init__(self):
-        self._buf = bytearray()
+        self._buf = b""               # received bytes not yet yielded
         self._error = None
 
     def feed(self, data):
-        self._buf += data
+        # bytes, so that each message is one slice (one copy, one object)
+        self._buf = self._buf + bytes(data) if self._buf else bytes(data)
 
     @property
     def pending(self):
@@ -131,20 +132,34 @@ class Framer:
         return len(self._buf)
 
     def __iter__(self):
-        while True:
-            if self._error is not None:
-                raise self._error
-            if len(self._buf) < C.OFP_HEADER_SIZE:
-                return
-            length = (self._buf[2] << 8) | self._buf[3]
-            if length < C.OFP_HEADER_SIZE:
-                xid = int.from_bytes(self._buf[4:8], "big")
-                self._error = OFPError(C.OFPET_BAD_REQUEST, C.OFPBRC_BAD_LEN,
-                                       bytes(self._buf[:C.OFP_ERROR_DATA_MAX]), xid=xid,
-                                       reason=f"header length {length} < 8")
-                raise self._error
-            if len(self._buf) < length:
-                return
-            msg = bytes(self._buf[:length])
-            del self._buf[:length]
-            yield msg
+        if self._error is not None:
+            raise self._error
+        buf = self._buf
+        n = len(buf)
+        off = 0
+        try:
+            while True:
+                if n - off >= C.OFP_HEADER_SIZE:
+                    length = (buf[off + 2] << 8) | buf[off + 3]
+                    if length < C.OFP_HEADER_SIZE:
+                        xid = int.from_bytes(buf[off + 4:off + 8], "big")
+                        self._error = OFPError(C.OFPET_BAD_REQUEST, C.OFPBRC_BAD_LEN,
+                                               buf[off:off + C.OFP_ERROR_DATA_MAX], xid=xid,
+                                               reason=f"header length {length} < 8")
+                        raise self._error
+                    if n - off >= length:
+                        off += length
+                        yield buf[off - length:off]
+                        continue
+                if self._buf is buf:
+                    return
+                # fed while the consumer handled a message: go on with that too
+                self._buf = self._buf[off:]
+                buf = self._buf
+                n = len(buf)
+                off = 0
+        finally:
+            # Also when the consumer stops early: what it got is consumed.
+            # (feed() only appends, so self._buf still starts with buf.)
+            if off:
+                self._buf = self._buf[off:]

@@ -27,12 +27,12 @@ from typing import ClassVar, Optional
 from datapath import model as M
 
 from . import consts as C
-from .actions import (decode_actions, decode_bands, decode_buckets, decode_instructions,
+from .actions import (decode_actions, decode_bands, decode_buckets, decode_instructions_basic,
                       encode_actions, encode_bands, encode_buckets, encode_instructions)
 from .codec import HEADER, OFPError, header, need, pad8
 from .multipart import (SINGLE_BODY, PortDesc, decode_request_body, encode_packet_queue,
                         encode_port, encode_reply_entry, encode_request_body, mac_bytes)
-from .oxm import check_prerequisites, decode_match, encode_match
+from .oxm import decode_match_basic, encode_match
 
 
 def _bad_len(reason):
@@ -197,6 +197,10 @@ class FlowMod:
     buffer_id: int = C.OFP_NO_BUFFER
     out_port: int = C.OFPP_ANY
     out_group: int = C.OFPG_ANY
+    # Set by decode(): True when the match has only OpenFlow-basic fields and
+    # no instruction or action is an experimenter one, so the switch need not
+    # look for those it must refuse.  False (look) for a FlowMod built by hand.
+    basic: bool = field(default=False, compare=False, repr=False)
     TYPE: ClassVar[int] = C.OFPT_FLOW_MOD
 
     def encode_body(self):
@@ -363,10 +367,10 @@ class PacketIn:
     data: bytes = b""
     TYPE: ClassVar[int] = C.OFPT_PACKET_IN
 
-    def encode_body(self):
+    def encode_body(self, _pack=struct.Struct("!IHBBQ").pack):
         total = len(self.data) if self.total_len is None else self.total_len
-        return (struct.pack("!IHBBQ", self.buffer_id, total, self.reason, self.table_id, self.cookie)
-                + encode_match(self.match) + b"\0\0" + bytes(self.data))
+        return b"".join((_pack(self.buffer_id, total, self.reason, self.table_id, self.cookie),
+                         encode_match(self.match), b"\0\0", self.data))
 
 
 @dataclass
@@ -579,22 +583,28 @@ def _packet_out(buf, xid):
 _FLOW_MOD = struct.Struct("!QQBBHHHIIIH2x")
 
 
-def _flow_mod(buf, xid):
-    _at_least(buf, 56, "flow_mod")
+_OFPFF_BAD = ~C.OFPFF_ALL
+
+
+def _flow_mod(buf, xid, _unpack=_FLOW_MOD.unpack_from, _FlowSpec=M.FlowSpec):
+    # The hot path of a controller installing flows: kept lean on purpose.
+    end = len(buf)
+    if end < 56:
+        raise _bad_len(f"flow_mod of {end} bytes (want at least 56)")
     (cookie, cookie_mask, table_id, command, idle, hard, priority, buffer_id,
-     out_port, out_group, flags) = _FLOW_MOD.unpack_from(buf, 8)
+     out_port, out_group, flags) = _unpack(buf, 8)
     if command > C.OFPFC_DELETE_STRICT:
         raise OFPError(C.OFPET_FLOW_MOD_FAILED, C.OFPFMFC_BAD_COMMAND, reason=f"command {command}")
     if table_id == C.OFPTT_ALL and command < C.OFPFC_DELETE:
         raise OFPError(C.OFPET_FLOW_MOD_FAILED, C.OFPFMFC_BAD_TABLE_ID,
                        reason="OFPTT_ALL is only for deletes")
-    if flags & ~C.OFPFF_ALL:
+    if flags & _OFPFF_BAD:
         raise OFPError(C.OFPET_FLOW_MOD_FAILED, C.OFPFMFC_BAD_FLAGS, reason=f"flags {flags:#x}")
-    match, off = decode_match(buf, 48, len(buf))
-    check_prerequisites(match)
-    insts = decode_instructions(buf, off, len(buf))
-    spec = M.FlowSpec(table_id, priority, match, insts, cookie, idle, hard, flags)
-    return FlowMod(xid, command, spec, cookie_mask, buffer_id, out_port, out_group)
+    match, off, basic = decode_match_basic(buf, 48, end, True)   # prerequisites checked too
+    insts, basic_insts = decode_instructions_basic(buf, off, end)
+    spec = _FlowSpec(table_id, priority, match, insts, cookie, idle, hard, flags)
+    return FlowMod(xid, command, spec, cookie_mask, buffer_id, out_port, out_group,
+                   basic and basic_insts)
 
 
 def _group_mod(buf, xid):
@@ -702,20 +712,23 @@ _DECODERS = {
 }
 
 
-def decode(data):
+_OFPT_HELLO, _OFP_VERSION = C.OFPT_HELLO, C.OFP_VERSION     # (module globals: a bit faster)
+
+
+def decode(data, _unpack=HEADER.unpack_from, _decoders=_DECODERS):
     """One whole OpenFlow message -> its dataclass; OFPError if malformed."""
-    buf = bytes(data)
+    buf = data if type(data) is bytes else bytes(data)
     if len(buf) < C.OFP_HEADER_SIZE:
         raise OFPError(C.OFPET_BAD_REQUEST, C.OFPBRC_BAD_LEN, buf, reason="shorter than a header")
-    version, mtype, length, xid = HEADER.unpack_from(buf)
+    version, mtype, length, xid = _unpack(buf)
     try:
         if length != len(buf):
             raise _bad_len(f"header length {length}, message of {len(buf)} bytes")
-        if mtype == C.OFPT_HELLO:            # any version: this is how versions are negotiated
+        if mtype == _OFPT_HELLO:             # any version: this is how versions are negotiated
             return _hello(buf, xid, version)
-        if version != C.OFP_VERSION:
+        if version != _OFP_VERSION:
             raise OFPError(C.OFPET_BAD_REQUEST, C.OFPBRC_BAD_VERSION, reason=f"version {version}")
-        dec = _DECODERS.get(mtype)
+        dec = _decoders.get(mtype)
         if dec is None:
             raise OFPError(C.OFPET_BAD_REQUEST, C.OFPBRC_BAD_TYPE, reason=f"message type {mtype}")
         return dec(buf, xid)

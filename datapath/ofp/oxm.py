@@ -120,17 +120,159 @@ def _check_value(name, bits, value, mask):
 _MATCH_HDR = struct.Struct("!HH")
 
 
-def decode_match(buf, off, end):
-    """ofp_match at buf[off:] (bounded by end) -> (Match, offset after its padding)."""
-    mtype, length = unpack(_MATCH_HDR, buf, off, end, C.OFPET_BAD_MATCH, C.OFPBMC_BAD_LEN)
-    if mtype != C.OFPMT_OXM:
+# ---- the fast path: one compiled decoder per OXM layout --------------------
+# A controller installing many flows sends the same sequence of OXM headers
+# over and over (say in_port, eth_type, ip_proto, ipv4_src, ipv4_dst,
+# tcp_src, tcp_dst) with different values.  Once decode_oxm_fields() has
+# accepted a match of some layout, decoders for exactly that layout are
+# generated: one struct unpack for headers and values together, a comparison
+# of the headers with the layout's, and the checks of _check_value() (and,
+# for flow-mods, of check_prerequisites()) as straight-line code.  They
+# return None when the headers differ or a check fails; the caller then runs
+# the general decoder, which raises the precise error (or learns the new
+# layout).  Equal headers at the layout's offsets mean the same fields,
+# lengths and masks, since each header's length gives the next offset; so a
+# fast decode returns exactly what the general one does.  The generated
+# source holds only field names from FIELD_INFO and integers, never bytes
+# from the wire.
+_LAYOUTS = {}            # match length -> [(decoder, checked decoder|None, key), ...]
+_LAYOUTS_MAX = 64        # layouts kept in all; others always take the general path
+_LAYOUTS_PER_LEN = 4
+_n_layouts = 0
+# value bytes -> struct codes of its parts, combined big-endian (high part first)
+_PARTS = {1: "B", 2: "H", 3: "BH", 4: "I", 6: "HI", 8: "Q", 16: "QQ"}
+_SHIFT = {"B": 8, "H": 16, "I": 32, "Q": 64}
+
+
+def _compile_layout(fields):
+    """Decoders for the layout of `fields` (an accepted decode: basic fields
+    only): (plain, checked), each f(buf, off) -> {name: (value, mask)} or
+    None; checked also enforces the prerequisites, and is None when this
+    set of fields can never meet them."""
+    fmt = "!"
+    unpacked = []                     # unpack targets, in order
+    headers = []
+    lines = []                        # value assembly and checks
+    items = []
+    index = {}
+    for i, (name, (_, mask)) in enumerate(fields.items()):
+        fid, size, bits, _, _ = FIELD_INFO[name]
+        hasmask = mask is not None
+        index[name] = (i, hasmask)
+        headers.append(oxm_header(C.OFPXMC_OPENFLOW_BASIC, fid, hasmask,
+                                  size * (2 if hasmask else 1)))
+        fmt += "I"
+        unpacked.append(f"h{i}")
+        for what in ("v", "m") if hasmask else ("v",):
+            parts = _PARTS[size]
+            names = [f"{what}{i}_{j}" for j in range(len(parts))]
+            fmt += parts
+            unpacked += names
+            if len(names) == 1:
+                expr = names[0]
+            else:
+                expr = names[0]
+                for code, nm in zip(parts[1:], names[1:]):
+                    expr = f"({expr} << {_SHIFT[code]} | {nm})"
+            lines.append(f"{what}{i} = {expr}")
+        if hasmask:
+            if bits < size * 8:
+                lines.append(f"if m{i} >> {bits}: return None")
+            lines.append(f"if v{i} & ~m{i}: return None")
+        elif bits < size * 8:
+            lines.append(f"if v{i} >> {bits}: return None")
+        if name == "vlan_vid":
+            m = f"m{i}" if hasmask else "0x1FFF"
+            lines.append(f"if ({m} & 0x1000) and not (v{i} & 0x1000) and (v{i} & 0x0FFF): "
+                         "return None")
+        items.append(f"{name!r}: (v{i}, {f'm{i}' if hasmask else 'None'})")
+
+    prereq = []
+    plan = _prereq_plan(tuple(fields))
+    for dep, allowed in plan or ():
+        j, masked = index[dep]
+        if allowed is None:
+            continue
+        if allowed is _PRESENT:
+            cond = f"v{j} & 0x1000" + (f" and m{j} & 0x1000" if masked else "")
+            prereq.append(f"if not ({cond}): return None")
+        elif masked:
+            plan = False                 # a masked prerequisite never qualifies
+        else:
+            prereq.append(f"if v{j} not in {tuple(allowed)!r}: return None")
+
+    def source(checks):
+        return ("def decode(buf, off, _unpack=_unpack, _headers=_headers):\n"
+                f"    ({', '.join(unpacked)},) = _unpack(buf, off)\n"
+                f"    if ({', '.join(f'h{i}' for i in range(len(headers)))},) != _headers:\n"
+                "        return None\n"
+                + "".join(f"    {c}\n" for c in lines + checks)
+                + f"    return {{{', '.join(items)}}}\n")
+
+    def build(src, what):
+        ns = {"_unpack": struct.Struct(fmt).unpack_from, "_headers": tuple(headers)}
+        exec(compile(src, f"<oxm layout{what}: {' '.join(fields)}>", "exec"), ns)
+        return ns["decode"]
+    plain = build(source([]), "")
+    checked = build(source(prereq), " +prerequisites") if plan is not False else None
+    return plain, checked
+
+
+def _learn_layout(length, fields):
+    global _n_layouts
+    if _n_layouts >= _LAYOUTS_MAX or not fields:
+        return
+    for k in fields:
+        if not isinstance(k, str):
+            return                  # opaque OXMs: always the general path
+    lst = _LAYOUTS.setdefault(length, [])
+    key = tuple((k, m is not None) for k, (_, m) in fields.items())
+    if len(lst) < _LAYOUTS_PER_LEN and all(e[2] != key for e in lst):
+        # (known, but its prerequisites failed: the general path ran again)
+        lst.insert(0, _compile_layout(fields) + (key,))
+        _n_layouts += 1
+
+
+_new_match = object.__new__        # Match() without its __init__'s dict copy
+
+
+def decode_match(buf, off, end, prerequisites=False):
+    """ofp_match at buf[off:] (bounded by end) -> (Match, offset after its
+    padding).  prerequisites=True also checks them, as check_prerequisites()
+    (flow-mods; filters in stats requests need not meet them)."""
+    m, padded_end, _ = decode_match_basic(buf, off, end, prerequisites)
+    return m, padded_end
+
+
+def decode_match_basic(buf, off, end, prerequisites=False):
+    """decode_match() plus whether every field is an OpenFlow-basic one
+    (no OxmExp key: see opaque_fields())."""
+    if off + 4 > end:
+        raise _bad(C.OFPBMC_BAD_LEN, "truncated")
+    mtype, length = _MATCH_HDR.unpack_from(buf, off)
+    if mtype != 1:                   # OFPMT_OXM
         raise _bad(C.OFPBMC_BAD_TYPE, f"match type {mtype} (only OFPMT_OXM)")
     if length < 4:
         raise _bad(C.OFPBMC_BAD_LEN, f"match length {length} < 4")
-    need(off, pad8(length), end, C.OFPET_BAD_MATCH, C.OFPBMC_BAD_LEN, "match past its container")
-    m = Match()
-    m.fields = decode_oxm_fields(buf, off + 4, off + length)
-    return m, off + pad8(length)
+    padded_end = off + ((length + 7) & ~7)
+    if padded_end > end:
+        raise _bad(C.OFPBMC_BAD_LEN, "match past its container")
+    m = _new_match(Match)
+    layouts = _LAYOUTS.get(length)
+    if layouts is not None:
+        for plain, checked, _ in layouts:
+            dec = checked if prerequisites else plain
+            if dec is not None:
+                fields = dec(buf, off + 4)
+                if fields is not None:
+                    m.fields = fields
+                    return m, padded_end, True
+    fields = decode_oxm_fields(buf, off + 4, off + length)
+    m.fields = fields
+    _learn_layout(length, fields)
+    if prerequisites:
+        check_prerequisites(m)
+    return m, padded_end, not opaque_fields(m)
 
 
 def encode_oxm(key, value, mask=None):
@@ -147,20 +289,42 @@ def encode_oxm(key, value, mask=None):
     return U32.pack(oxm_header(key.oxm_class, key.field, mask is not None, len(b))) + b
 
 
+# name -> (header bytes without mask, header bytes with mask, value bytes)
+_ENCODE_INFO = {name: (U32.pack(oxm_header(C.OFPXMC_OPENFLOW_BASIC, fid, False, size)),
+                       U32.pack(oxm_header(C.OFPXMC_OPENFLOW_BASIC, fid, True, 2 * size)), size)
+                for name, (fid, size, _, _, _) in FIELD_INFO.items()}
+
+
 def encode_oxm_fields(match):
-    return b"".join(encode_oxm(k, v, m) for k, (v, m) in match.fields.items())
+    out = []
+    for k, (v, m) in match.fields.items():
+        info = _ENCODE_INFO.get(k) if type(k) is str else None
+        if info is None:
+            out.append(encode_oxm(k, v, m))
+        elif m is None:
+            out.append(info[0] + v.to_bytes(info[2], "big"))
+        else:
+            out.append(info[1] + v.to_bytes(info[2], "big") + m.to_bytes(info[2], "big"))
+    return b"".join(out)
+
+
+_MATCH_PAD = [b"\0" * ((8 - n % 8) % 8) for n in range(8)]
 
 
 def encode_match(match):
     """ofp_match (type OXM) with its padding to 8 bytes."""
-    body = encode_oxm_fields(match if match is not None else Match())
+    body = encode_oxm_fields(match) if match is not None else b""
     length = 4 + len(body)
-    return U16.pack(C.OFPMT_OXM) + U16.pack(length) + body + b"\0" * (pad8(length) - length)
+    return _MATCH_HDR.pack(C.OFPMT_OXM, length) + body + _MATCH_PAD[length & 7]
 
 
 def opaque_fields(match):
     """The keys of match that are not OpenFlow-basic fields (OxmExp)."""
-    return [k for k in match.fields if not isinstance(k, str)]
+    fields = match.fields
+    for k in fields:
+        if type(k) is not str:
+            return [k for k in fields if not isinstance(k, str)]
+    return []
 
 
 # ---- set-field payload ----------------------------------------------------
@@ -243,7 +407,54 @@ PREREQUISITES = {
 }
 
 
+_PREREQ_PLANS = {}       # tuple of field keys -> ((dep, allowed), ...) or False
+_PREREQ_PLANS_MAX = 1024
+
+
+def _prereq_plan(keys):
+    """The distinct (dependency, allowed) checks a match with these field
+    keys needs, or False if some dependency is absent (always an error)."""
+    plan = []
+    for name in keys:
+        req = PREREQUISITES.get(name) if isinstance(name, str) else None
+        if req is None:
+            continue
+        if req[0] not in keys:
+            return False
+        if req not in plan:
+            plan.append(req)
+    return tuple(plan)
+
+
 def check_prerequisites(match, strict_order=False):
+    """Raise OFPError(BAD_MATCH, BAD_PREREQ) unless every field's prerequisite
+    is met (see _check_prerequisites).  The checks a set of fields needs is
+    worked out once per combination of field names and cached; only a
+    failure (or strict_order) goes through the full walk, which says why."""
+    if not strict_order:
+        fields = match.fields
+        keys = tuple(fields)
+        plan = _PREREQ_PLANS.get(keys)
+        if plan is None:
+            if len(_PREREQ_PLANS) >= _PREREQ_PLANS_MAX:
+                _PREREQ_PLANS.clear()
+            plan = _PREREQ_PLANS[keys] = _prereq_plan(keys)
+        if plan is not False:
+            for dep, allowed in plan:
+                value, mask = fields[dep]
+                if allowed is None:
+                    continue
+                if allowed is _PRESENT:
+                    if not (value & C.OFPVID_PRESENT and (mask is None or mask & C.OFPVID_PRESENT)):
+                        break
+                elif mask is not None or value not in allowed:
+                    break
+            else:
+                return
+    _check_prerequisites(match, strict_order)
+
+
+def _check_prerequisites(match, strict_order=False):
     """Raise OFPError(BAD_MATCH, BAD_PREREQ) unless every field's prerequisite
     (the prerequisite column of the 1.3.5 OXM field table) is matched with
     an allowed value.
