@@ -22,8 +22,9 @@ DummyPort = _fp.DummyPort
 Port = _fp.Port
 AfPacketPort = _fp.AfPacketPort
 TapPort = _fp.TapPort
+BondPort = _fp.BondPort
 
-__all__ = ["Datapath", "DummyPort", "AfPacketPort", "TapPort", "Port", "FlowError",
+__all__ = ["Datapath", "DummyPort", "AfPacketPort", "TapPort", "BondPort", "Port", "FlowError",
            "Upcall"]
 
 

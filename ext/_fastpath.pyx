@@ -13,3 +13,4 @@ include "actions.pxi"      # model action -> vdp_op compilation, rewrite hooks, 
 include "pipeline.pxi"     # Datapath: tables, flows, groups, meters, upcalls
 include "dummy.pxi"        # DummyPort: in-memory port for tests and engine benches
 include "ports.pxi"        # AfPacketPort, TapPort, engine start/stop/poll
+include "bond.pxi"         # BondPort: one OpenFlow port over N members, hashed per packet

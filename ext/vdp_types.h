@@ -15,6 +15,7 @@
  *   idmap.c       id -> pointer map behind the group and meter tables
  *   normal.c      the NORMAL action: VLAN-aware MAC learning switch
  *   port_afpacket.c, port_tap.c, port_dummy.c  port providers
+ *   port_bond.c   a bond: one OpenFlow port over member ports, hash -> bucket -> member
  *   engine.c      the burst loop over ports (runs with the GIL released)
  * None of these includes Python.h; ext/_fastpath.pyx is the only Cython
  * facade and datapath/fastpath.py the only Python caller.
