@@ -2,6 +2,7 @@
 
     vdp run [--config FILE] [--name BR] [--dpid ID] --port IF [--port tap:NAME ...]
             [--controller tcp:IP:PORT] [--listen ptcp:PORT[:IP]]
+            [--ssl-key FILE --ssl-cert FILE --ssl-ca FILE]
             [--fail-mode standalone|secure] [--ctl PATH] [-v]
     vdp ctl [--ctl PATH] [--json] [--strict] CMD [ARG...]
 
@@ -53,6 +54,13 @@ def run_parser():
                    type=_typed(C.parse_controller, "controller"), help="OpenFlow controller")
     p.add_argument("--listen", metavar="ptcp:PORT[:IP]", action="append",
                    type=_typed(C.parse_listen, "listen"), help="passive OpenFlow listener")
+    p.add_argument("--ssl-key", metavar="FILE",
+                   help="TLS private key (PEM) for ssl:/pssl: (like ovs --private-key)")
+    p.add_argument("--ssl-cert", metavar="FILE",
+                   help="TLS certificate (PEM) for ssl:/pssl: (like ovs --certificate)")
+    p.add_argument("--ssl-ca", metavar="FILE",
+                   help="CA certificate(s) (PEM) that peers' certificates must chain to "
+                        "(like ovs --ca-cert)")
     p.add_argument("--fail-mode", choices=C.FAIL_MODES,
                    help=f"without a controller: standalone = learning switch (default), "
                         "secure = only installed flows")
@@ -77,6 +85,7 @@ def ctl_parser():
 
 TOP_USAGE = """usage: vdp run [--config FILE] [--name BR] [--dpid ID] --port IF [--port tap:NAME ...]
                [--controller tcp:IP:PORT] [--listen ptcp:PORT[:IP]]
+               [--ssl-key FILE --ssl-cert FILE --ssl-ca FILE]
                [--fail-mode standalone|secure] [--ctl PATH]
        vdp ctl [--ctl PATH] [--json] CMD [ARG...]
 """
@@ -87,6 +96,7 @@ def build_config(args):
     overrides = {
         "name": args.name, "dpid": args.dpid, "fail_mode": args.fail_mode, "ctl": args.ctl,
         "controllers": args.controller, "listen": args.listen, "ports": args.port,
+        "ssl_key": args.ssl_key, "ssl_cert": args.ssl_cert, "ssl_ca": args.ssl_ca,
     }
     return C.load_config(args.config, overrides)
 

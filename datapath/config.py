@@ -13,6 +13,9 @@ TOML keys (the flags of `vdp run` carry the same names):
     ctl = "/run/vdp/vdp0.ctl"         # --ctl
     controllers = ["tcp:127.0.0.1:6653"]   # --controller (repeatable)
     listen = ["ptcp:6634"]            # --listen (repeatable); a string is fine too
+    ssl_key = "/etc/vdp/switch.key"   # --ssl-key: our private key (PEM)
+    ssl_cert = "/etc/vdp/switch.crt"  # --ssl-cert: our certificate (PEM)
+    ssl_ca = "/etc/vdp/ca.crt"        # --ssl-ca: CA certificate(s) peers must chain to
     ports = ["veth0", "tap:tap0", {name = "veth1", type = "afpacket", ofport = 7}]
     flows = ["in_port=1,actions=output:2"]       # ovs-ofctl syntax
     groups = ["group_id=1,type=all,bucket=output:1"]
@@ -20,6 +23,15 @@ TOML keys (the flags of `vdp run` carry the same names):
 
 Ports may also be [[ports]] tables.  Flags given on the command line
 replace the file's value for that key (--port replaces the whole port list).
+
+TLS (as Open vSwitch's --private-key/--certificate/--ca-cert): an ssl: or
+pssl: target needs all three files; both sides present a certificate and
+each verifies the other's against its CA (mutual authentication; host names
+are not checked: switches and controllers are addressed by IP).  Each file
+given must exist and be readable, the certificates must be PEM certificates
+and the key must be the (unencrypted) private key of ssl_cert, whether or
+not a TLS target uses them.  Relative paths in a config file are relative
+to the file's directory; relative flag values to the working directory.
 """
 from __future__ import annotations
 
@@ -43,10 +55,12 @@ DEFAULT_FAIL_MODE = "standalone"
 FAIL_MODES = ("standalone", "secure")
 OFP_TCP_PORT = 6653
 KEYS = ("name", "dpid", "fail_mode", "ctl", "controllers", "listen", "ports",
-        "flows", "groups", "meters")
+        "flows", "groups", "meters", "ssl_key", "ssl_cert", "ssl_ca")
+TLS_KEYS = ("ssl_key", "ssl_cert", "ssl_ca")
 # The command-line flag that sets each key (for error messages).
 FLAG_OF = {"name": "--name", "dpid": "--dpid", "fail_mode": "--fail-mode", "ctl": "--ctl",
-           "controllers": "--controller", "listen": "--listen", "ports": "--port"}
+           "controllers": "--controller", "listen": "--listen", "ports": "--port",
+           "ssl_key": "--ssl-key", "ssl_cert": "--ssl-cert", "ssl_ca": "--ssl-ca"}
 PORT_TYPES = ("afpacket", "tap")
 
 
@@ -97,7 +111,18 @@ class Config:
     groups: list = field(default_factory=list)         # [GroupSpec]
     meters: list = field(default_factory=list)         # [MeterSpec]
     flow_texts: list = field(default_factory=list)     # the flows as written
+    ssl_key: Optional[str] = None   # TLS files (absolute paths), see the module doc
+    ssl_cert: Optional[str] = None
+    ssl_ca: Optional[str] = None
     source: Optional[str] = None                        # the TOML file, if any
+
+    def tls(self):
+        """The TLS files as datapath/ofp/channel.py's Channels takes them."""
+        return {"key": self.ssl_key, "cert": self.ssl_cert, "ca": self.ssl_ca}
+
+    def uses_tls(self):
+        return (any(c.proto == "ssl" for c in self.controllers)
+                or any(x.proto == "pssl" for x in self.listen))
 
     def port_names(self):
         return {p.name: p.ofport for p in self.ports}
@@ -362,6 +387,16 @@ def load_config(path=None, overrides=None, text=None):
         if str(cfg.listen[-1]) in map(str, cfg.listen[:-1]):
             raise where.error("listen", f"{t!r} given twice", index=i, value=t)
 
+    base = os.path.dirname(os.path.abspath(path)) if path else None
+    for key in TLS_KEYS:
+        v = one(key, _check_file_path)
+        if v is not None:
+            # a relative path in the file is relative to the file
+            if key not in where.from_flags and base is not None:
+                v = os.path.join(base, v)
+            setattr(cfg, key, os.path.abspath(v))
+    _check_tls(cfg, where, merged)
+
     cfg.ports = _ports(merged.get("ports", []), where)
 
     names = cfg.port_names()
@@ -392,6 +427,75 @@ def load_config(path=None, overrides=None, text=None):
         seen.add(m.meter_id)
         cfg.meters.append(m)
     return cfg
+
+
+def _check_file_path(p):
+    if not p or "\0" in p:
+        raise ValueError(f"bad path {p!r}")
+    return p
+
+
+def _no_password(*_):
+    raise _Encrypted()
+
+
+class _Encrypted(Exception):
+    pass
+
+
+def _check_tls(cfg, where, merged):
+    """The TLS files: readable, PEM certificates, a key matching the
+    certificate; all three present when an ssl:/pssl: target needs them."""
+    import ssl
+    for key in TLS_KEYS:
+        path = getattr(cfg, key)
+        if path is None:
+            continue
+        what = {"ssl_key": "private key", "ssl_cert": "certificate",
+                "ssl_ca": "CA certificate"}[key]
+        if not os.path.exists(path):
+            raise where.error(key, f"{what} {path}: no such file", value=None)
+        if not os.path.isfile(path):
+            raise where.error(key, f"{what} {path}: not a regular file")
+        try:
+            with open(path, "rb") as f:
+                f.read(1)
+        except OSError as e:
+            raise where.error(key, f"{what} {path}: cannot read: {e.strerror or e}") from None
+    for key in ("ssl_cert", "ssl_ca"):
+        path = getattr(cfg, key)
+        if path is None:
+            continue
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
+        except (ssl.SSLError, ValueError) as e:
+            raise where.error(key, f"{path}: not a PEM certificate ({_ssl_reason(e)})") from None
+    if cfg.ssl_key is not None and cfg.ssl_cert is not None:
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(
+                cfg.ssl_cert, cfg.ssl_key, password=_no_password)
+        except _Encrypted:
+            raise where.error("ssl_key", f"{cfg.ssl_key}: the private key is encrypted "
+                              "(give an unencrypted PEM key)") from None
+        except ssl.SSLError as e:
+            raise where.error("ssl_key", f"{cfg.ssl_key}: not the PEM private key of "
+                              f"{cfg.ssl_cert} ({_ssl_reason(e)})") from None
+    missing = [k for k in TLS_KEYS if getattr(cfg, k) is None]
+    if not missing:
+        return
+    names = ", ".join(f"{FLAG_OF[k]} ({k})" for k in missing)
+    for key, targets, proto in (("controllers", cfg.controllers, "ssl"),
+                                ("listen", cfg.listen, "pssl")):
+        texts = merged.get(key)
+        texts = [texts] if isinstance(texts, str) else texts
+        for i, t in enumerate(targets):
+            if t.proto == proto:
+                raise where.error(key, f"{t} needs a private key, a certificate and a CA "
+                                  f"certificate: missing {names}", index=i, value=texts[i])
+
+
+def _ssl_reason(e):
+    return getattr(e, "reason", None) or str(e)
 
 
 def _check_path(p):

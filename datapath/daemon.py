@@ -14,8 +14,14 @@ Who uses it: datapath/cli.py (main_run -> run(cfg)).  What it does, in order:
     the configured flows, then the engine thread.
   serve (asyncio loop): the ctl socket, the netlink link monitor, the
     OpenFlow agent and its channels (datapath/ofp/agent.py, channel.py:
-    --controller connections, --listen listeners; with no controller
-    connected, standalone = NORMAL fallback, secure = misses dropped),
+    --controller connections, --listen listeners, TLS files from
+    --ssl-key/--ssl-cert/--ssl-ca).  Fail mode with no controller
+    connected: secure = misses dropped; standalone = NORMAL, and how depends
+    on the config (Datapath.fail_standalone_mode, set by the agent, which
+    learns from us how many --controller targets there are): with none
+    configured, table-0 misses go to NORMAL and installed flows still win;
+    with some configured but none connected (OVS fail-open), every frame
+    goes to NORMAL so flows a lost controller left cannot black-hole it),
     upcall draining (PACKET_IN to the connections; counted and dropped with
     none), flow expiry every second (FLOW_REMOVED), SIGTERM/SIGINT -> stop.
   teardown: engine stopped, ports detached and closed (rings unmapped), the
@@ -349,10 +355,14 @@ class Daemon:
         cfg = self.cfg
         self.agent = Agent(self.dp, dpid=self.state.dpid, name=cfg.name,
                            fail_mode=cfg.fail_mode)
+        self.state.agent = self.agent          # `vdp ctl show`: controller_connected
+        # Fail-open (standalone with active controllers configured, none
+        # connected yet) overrides the flow tables; the agent needs to know.
+        self.agent.controllers_configured = len(cfg.controllers)
+        self.agent._update_fail_mode()
         if not (cfg.controllers or cfg.listen):
             return
-        tls = {k: getattr(cfg, "ssl_" + k, None) for k in ("key", "cert", "ca")}
-        self.channels = Channels(self.agent, cfg.controllers, cfg.listen, tls=tls)
+        self.channels = Channels(self.agent, cfg.controllers, cfg.listen, tls=cfg.tls())
         try:
             await self.channels.start()
         except ChannelError as e:

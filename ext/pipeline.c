@@ -1063,6 +1063,16 @@ vdp_prog *vdp_dp_translate(vdp_dp *dp, const vdp_pkt *pkt, const vdp_key *key_in
     tp = *pkt;
     tp.rewritten = 0;               /* first rewrite copies into xlate_buf */
 
+    if (dp->fail_standalone == VDP_FAIL_OPEN) {
+        /* fail-open: like OVS's hidden top-priority flow, NORMAL before any
+         * table is looked at (see pipeline.h) */
+        if ((op = emit(b))) {
+            op->type = VDP_OP_OUTPUT;
+            op->arg = VDP_OFPP_NORMAL;
+        }
+        goto done;
+    }
+
     for (;;) {
         vdp_table *t = &dp->tables[table];
         vdp_flow *f = (vdp_flow *)vdp_cls_lookup(t->cls, &key);
@@ -1073,7 +1083,7 @@ vdp_prog *vdp_dp_translate(vdp_dp *dp, const vdp_pkt *pkt, const vdp_key *key_in
                 op->type = VDP_OP_COUNT_MISS;
                 op->aux = (uint8_t)table;
             }
-            if (table == 0 && dp->fail_standalone && (op = emit(b))) {
+            if (table == 0 && dp->fail_standalone == VDP_FAIL_MISS_NORMAL && (op = emit(b))) {
                 op->type = VDP_OP_OUTPUT;
                 op->arg = VDP_OFPP_NORMAL;
             }

@@ -44,6 +44,24 @@
 #define VDP_INSN_WRITE_MD   0x10
 #define VDP_INSN_GOTO       0x20
 
+/* dp->fail_standalone: what fail mode standalone does right now.  The
+ * OpenFlow agent sets it (through the facade, which bumps the generation so
+ * cached programs built under the old mode are dropped):
+ *   OFF          a controller is connected (or fail mode secure): the
+ *                tables alone decide; a table miss with no table-miss flow
+ *                drops.
+ *   MISS_NORMAL  no controller connected and none configured: a table-0 miss
+ *                with no table-miss flow goes to NORMAL; installed flows
+ *                (config file, service connections) still win.
+ *   OPEN         active controllers configured but none connected (OVS
+ *                fail-open): every frame goes to NORMAL whatever the tables
+ *                hold, so flows a lost controller left behind (say a
+ *                table-miss -> CONTROLLER flow) cannot black-hole the
+ *                switch.  No flow or table counter moves meanwhile. */
+#define VDP_FAIL_OFF         0
+#define VDP_FAIL_MISS_NORMAL 1
+#define VDP_FAIL_OPEN        2
+
 /* Flow removed reasons (ofp_flow_removed_reason). */
 #define VDP_RR_IDLE_TIMEOUT 0
 #define VDP_RR_HARD_TIMEOUT 1
@@ -144,7 +162,7 @@ struct vdp_dp {
     int      uc_pending_signal;
 
     /* config */
-    uint8_t  fail_standalone;        /* table-0 miss without table-miss flow -> NORMAL */
+    uint8_t  fail_standalone;        /* VDP_FAIL_* (fail mode standalone, below) */
     uint8_t  ttl_to_controller;      /* invalid TTL -> upcall INVALID_TTL (else drop) */
 
     /* per-packet bookkeeping */

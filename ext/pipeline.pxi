@@ -50,6 +50,9 @@ cdef extern from "normal.h" nogil:
 
 cdef extern from "pipeline.h" nogil:
     enum: VDP_NO_TABLE
+    enum: VDP_FAIL_OFF
+    enum: VDP_FAIL_MISS_NORMAL
+    enum: VDP_FAIL_OPEN
     enum: VDP_INSN_METER
     enum: VDP_INSN_APPLY
     enum: VDP_INSN_CLEAR
@@ -429,6 +432,11 @@ cdef class Datapath:
     cdef vdp_pkt *_burst
     cdef readonly int n_tables
 
+    # fail_standalone_mode values (see ext/pipeline.h VDP_FAIL_*)
+    FAIL_OFF = VDP_FAIL_OFF                  # the tables decide; misses drop
+    FAIL_MISS_NORMAL = VDP_FAIL_MISS_NORMAL  # table-0 miss -> NORMAL
+    FAIL_OPEN = VDP_FAIL_OPEN                # every frame -> NORMAL (tables ignored)
+
     def __cinit__(self, int n_tables=254, *args, **kwargs):
         if n_tables < 1 or n_tables > 254:
             raise ValueError("n_tables must be 1..254")
@@ -568,15 +576,41 @@ cdef class Datapath:
     # ------------------------------------------------------------ config
     @property
     def fail_standalone(self):
-        """Fail mode standalone: a table-0 miss with no table-miss flow goes
-        to NORMAL instead of being dropped (set while no controller)."""
-        return bool(self.d().fail_standalone)
+        """Is fail mode standalone acting (NORMAL fallback on)?  A bool;
+        fail_standalone_mode says how.  Assigning True/False sets
+        FAIL_MISS_NORMAL/FAIL_OFF (as before modes existed); assigning one of
+        the FAIL_* ints sets that mode."""
+        return self.d().fail_standalone != VDP_FAIL_OFF
 
     @fail_standalone.setter
-    def fail_standalone(self, bint on):
+    def fail_standalone(self, on):
+        self.fail_standalone_mode = on
+
+    @property
+    def fail_standalone_mode(self):
+        """What fail mode standalone does now (ext/pipeline.h VDP_FAIL_*):
+        FAIL_OFF (0): a controller is connected, or fail mode secure;
+        FAIL_MISS_NORMAL (1): no controller configured: a table-0 miss with
+        no table-miss flow goes to NORMAL, installed flows still win;
+        FAIL_OPEN (2): controllers configured but none connected: every
+        frame goes to NORMAL whatever the tables hold (OVS fail-open).
+        Setting it drops every cached result (generation bump)."""
+        return int(self.d().fail_standalone)
+
+    @fail_standalone_mode.setter
+    def fail_standalone_mode(self, mode):
+        cdef int m
+        if isinstance(mode, bool):
+            m = VDP_FAIL_MISS_NORMAL if mode else VDP_FAIL_OFF
+        else:
+            m = mode
+            if m not in (VDP_FAIL_OFF, VDP_FAIL_MISS_NORMAL, VDP_FAIL_OPEN):
+                raise ValueError(f"fail_standalone mode {mode!r} (expected 0, 1 or 2, "
+                                 "or a bool)")
         self._lock()
-        self.d().fail_standalone = on
-        vdp_dp_bump(self.c)
+        if self.d().fail_standalone != m:
+            self.d().fail_standalone = <uint8_t>m
+            vdp_dp_bump(self.c)
         self._unlock()
 
     @property

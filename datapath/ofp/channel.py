@@ -14,10 +14,15 @@ OpenFlow work; this module only moves bytes and keeps connections alive:
                  second: echo requests after 5 s of silence, disconnect after
                  3 unanswered ones).
 
-TLS (ssl:/pssl:) uses the ssl module: make_ssl_context() with our
-certificate and key and, if given, the CA that peers' certificates must
-chain to (without a CA, peers are not verified).  Peer host names are not
-checked (switches and controllers are addressed by IP, as in Open vSwitch).
+TLS (ssl:/pssl:) uses the ssl module: make_ssl_context() with our private
+key and certificate and the CA that peers' certificates must chain to, all
+three required as in Open vSwitch (--private-key, --certificate,
+--ca-cert; here `vdp run --ssl-key --ssl-cert --ssl-ca`, checked by
+datapath/config.py before we get here).  Both directions authenticate: a
+controller must present a certificate signed by the CA, and so must a
+client of a pssl: listener (ovs-ofctl --private-key/--certificate does).
+TLS 1.2 or later.  Peer host names are not checked (switches and
+controllers are addressed by IP, as in Open vSwitch).
 """
 from __future__ import annotations
 
@@ -37,24 +42,30 @@ class ChannelError(Exception):
     """A channel cannot be set up (bad TLS files, listen address in use)."""
 
 
-def make_ssl_context(server, key=None, cert=None, ca=None):
-    """An SSLContext for our side of a TLS OpenFlow connection."""
+def _no_password(*_):
+    # an encrypted key would make OpenSSL prompt on the terminal: refuse
+    raise ChannelError("TLS setup: the private key is encrypted (give an unencrypted PEM key)")
+
+
+def make_ssl_context(server, key=None, cert=None, ca=None, what="TLS"):
+    """An SSLContext for our side of a TLS OpenFlow connection: our key and
+    certificate, peers verified against ca.  ChannelError naming what (the
+    target) if a file is missing or unusable."""
+    missing = [n for n, v in (("private key (--ssl-key)", key), ("certificate (--ssl-cert)", cert),
+                              ("CA certificate (--ssl-ca)", ca)) if not v]
+    if missing:
+        raise ChannelError(f"{what}: TLS needs a private key, a certificate and a CA "
+                           f"certificate; missing: {', '.join(missing)}")
     try:
         ctx = _ssl.SSLContext(_ssl.PROTOCOL_TLS_SERVER if server else _ssl.PROTOCOL_TLS_CLIENT)
         ctx.minimum_version = _ssl.TLSVersion.TLSv1_2
         if not server:
             ctx.check_hostname = False
-        if cert:
-            ctx.load_cert_chain(cert, key)
-        elif server:
-            raise ChannelError("pssl: needs a certificate and private key")
-        if ca:
-            ctx.load_verify_locations(ca)
-            ctx.verify_mode = _ssl.CERT_REQUIRED
-        else:
-            ctx.verify_mode = _ssl.CERT_NONE
+        ctx.load_cert_chain(cert, key, password=_no_password)
+        ctx.load_verify_locations(ca)
+        ctx.verify_mode = _ssl.CERT_REQUIRED
     except (OSError, _ssl.SSLError) as e:
-        raise ChannelError(f"TLS setup: {e}") from None
+        raise ChannelError(f"{what}: TLS setup: {e}") from None
     return ctx
 
 
@@ -252,11 +263,8 @@ class Channels:
         self._tick_task = None
 
     def _ctx(self, server, what):
-        if not (self.tls.get("cert") or self.tls.get("ca")) and server:
-            raise ChannelError(f"{what}: TLS needs a certificate, a private key and "
-                               "(to verify peers) a CA certificate")
         return make_ssl_context(server, self.tls.get("key"), self.tls.get("cert"),
-                                self.tls.get("ca"))
+                                self.tls.get("ca"), what=what)
 
     async def start(self):
         try:

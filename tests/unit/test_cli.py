@@ -1,6 +1,7 @@
 """The `vdp` command line (datapath/cli.py): argument errors and forms."""
 import io
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -139,6 +140,77 @@ def test_run_flags_override_config(tmp_path, captured_run):
 def test_run_exit_status_is_daemons(monkeypatch):
     monkeypatch.setattr(daemon, "run", lambda cfg, verbose=0, **kw: 1)
     assert cli.main(["run", "--port", "a"]) == 1
+
+
+# ---------------------------------------------------------------- vdp run: TLS
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """A CA and a switch key + certificate it signed (openssl)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command")
+    d = tmp_path_factory.mktemp("pki")
+
+    def openssl(*args):
+        subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=ca",
+            "-keyout", d / "ca.key", "-out", d / "ca.crt")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=sw", "-keyout", d / "sw.key",
+            "-out", d / "sw.csr")
+    openssl("x509", "-req", "-in", d / "sw.csr", "-CA", d / "ca.crt", "-CAkey", d / "ca.key",
+            "-CAcreateserial", "-days", "2", "-out", d / "sw.crt")
+    return {p.name: str(p) for p in d.iterdir()}
+
+
+def test_run_tls_flags(captured_run, pki):
+    rc = cli.main(["run", "--port", "a", "--controller", "ssl:127.0.0.1:6653",
+                   "--listen", "pssl:6634", "--ssl-key", pki["sw.key"],
+                   "--ssl-cert", pki["sw.crt"], "--ssl-ca", pki["ca.crt"]])
+    assert rc == 0
+    cfg = captured_run["cfg"]
+    assert cfg.tls() == {"key": pki["sw.key"], "cert": pki["sw.crt"], "ca": pki["ca.crt"]}
+    assert [str(c) for c in cfg.controllers] == ["ssl:127.0.0.1:6653"]
+    assert [str(x) for x in cfg.listen] == ["pssl:6634:127.0.0.1"]
+
+
+def test_run_tls_flags_override_the_config_file(captured_run, pki, tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text(f'ports = ["a"]\nlisten = "pssl:6634"\nssl_key = "{pki["sw.key"]}"\n'
+                 f'ssl_cert = "{pki["sw.crt"]}"\nssl_ca = "/nowhere/ca.crt"\n')
+    assert cli.main(["run", "--config", str(p), "--ssl-ca", pki["ca.crt"]]) == 0
+    assert captured_run["cfg"].ssl_ca == pki["ca.crt"]
+
+
+def test_run_tls_target_without_files(capsys, captured_run, pki):
+    assert cli.main(["run", "--port", "a", "--listen", "pssl:6634",
+                     "--ssl-key", pki["sw.key"], "--ssl-cert", pki["sw.crt"]]) == 2
+    err = capsys.readouterr().err
+    assert "vdp run: error: --listen: pssl:6634:127.0.0.1 needs" in err
+    assert "missing --ssl-ca (ssl_ca)" in err and "--ssl-key (" not in err
+    assert "cfg" not in captured_run
+
+
+def test_run_tls_bad_file(capsys, captured_run, pki, tmp_path):
+    assert cli.main(["run", "--port", "a", "--controller", "ssl:127.0.0.1:1",
+                     "--ssl-key", str(tmp_path / "gone.key"), "--ssl-cert", pki["sw.crt"],
+                     "--ssl-ca", pki["ca.crt"]]) == 2
+    err = capsys.readouterr().err
+    assert "vdp run: error: --ssl-key: private key " in err and "gone.key: no such file" in err
+    assert cli.main(["run", "--port", "a", "--ssl-key", pki["sw.key"],
+                     "--ssl-cert", pki["ca.crt"], "--ssl-ca", pki["ca.crt"]]) == 2
+    err = capsys.readouterr().err
+    assert "--ssl-key: " in err and "not the PEM private key of" in err
+    assert "cfg" not in captured_run
+
+
+def test_run_help_lists_tls_flags(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    out = capsys.readouterr().out
+    for flag in ("--ssl-key FILE", "--ssl-cert FILE", "--ssl-ca FILE"):
+        assert flag in out
+    assert cli.main(["--help"]) == 0
+    assert "--ssl-key FILE --ssl-cert FILE --ssl-ca FILE" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------- vdp ctl

@@ -1,4 +1,7 @@
 """The `vdp run` configuration: TOML + flags (datapath/config.py)."""
+import os
+import shutil
+import subprocess
 import textwrap
 
 import pytest
@@ -12,6 +15,31 @@ from datapath.config import ConfigError, load_config
 def run_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("VDP_RUN_DIR", str(tmp_path / "run"))
     return tmp_path / "run"
+
+
+def _openssl(*args):
+    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """Throwaway TLS files: a CA, a switch key+certificate signed by it, a
+    second unrelated key, an encrypted key and files that are not PEM."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command")
+    d = tmp_path_factory.mktemp("pki")
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=ca",
+             "-keyout", d / "ca.key", "-out", d / "ca.crt")
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=sw", "-keyout", d / "sw.key",
+             "-out", d / "sw.csr")
+    _openssl("x509", "-req", "-in", d / "sw.csr", "-CA", d / "ca.crt", "-CAkey", d / "ca.key",
+             "-CAcreateserial", "-days", "2", "-out", d / "sw.crt")
+    _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+             "-out", d / "other.key")
+    _openssl("pkey", "-in", d / "sw.key", "-aes256", "-passout", "pass:secret",
+             "-out", d / "enc.key")
+    (d / "junk.pem").write_text("not a certificate\n")
+    return {p.name: str(p) for p in d.iterdir()}
 
 
 def toml(tmp_path, text, name="vdp.toml"):
@@ -28,13 +56,18 @@ def error_of(tmp_path, text, overrides=None):
 
 # ---------------------------------------------------------------- good configs
 
-def test_full_file(tmp_path, run_dir):
+def test_full_file(tmp_path, run_dir, pki):
+    for name in ("ca.crt", "sw.key", "sw.crt"):
+        shutil.copy(pki[name], tmp_path / name)
     path = toml(tmp_path, """\
         name = "br1"
         dpid = "0000000000000010"
         fail_mode = "secure"
         ctl = "/tmp/x.ctl"
         controllers = ["tcp:127.0.0.1:6653", "ssl:[::1]:6654", "tcp:10.0.0.1"]
+        ssl_key = "sw.key"
+        ssl_cert = "sw.crt"
+        ssl_ca = "ca.crt"
         listen = "ptcp:6634"
         ports = ["veth0", "tap:tap0", {name = "veth1", type = "afpacket", ofport = 7}, "eth9"]
         flows = ["in_port=veth0,actions=output:tap0", "priority=0,actions=drop"]
@@ -58,6 +91,11 @@ def test_full_file(tmp_path, run_dir):
     assert cfg.flow_texts[1] == "priority=0,actions=drop"
     assert cfg.groups[0].group_id == 1 and cfg.meters[0].meter_id == 1
     assert cfg.source == path
+    # TLS paths in a file are relative to the file
+    assert (cfg.ssl_key, cfg.ssl_cert, cfg.ssl_ca) == (
+        str(tmp_path / "sw.key"), str(tmp_path / "sw.crt"), str(tmp_path / "ca.crt"))
+    assert cfg.tls() == {"key": cfg.ssl_key, "cert": cfg.ssl_cert, "ca": cfg.ssl_ca}
+    assert cfg.uses_tls()
 
 
 def test_port_tables(tmp_path):
@@ -306,3 +344,145 @@ def test_whole_config_refused(tmp_path):
     """One bad key refuses everything (nothing partially applied to return)."""
     with pytest.raises(ConfigError):
         load_config(toml(tmp_path, 'name = "ok"\nports = ["a"]\nfail_mode = "nope"\n'))
+
+
+# ---------------------------------------------------------------- TLS files
+
+def tls_flags(pki, **kw):
+    flags = {"ports": ["a"], "ssl_key": pki["sw.key"], "ssl_cert": pki["sw.crt"],
+             "ssl_ca": pki["ca.crt"]}
+    flags.update(kw)
+    return {k: v for k, v in flags.items() if v is not None}
+
+
+def flag_error(overrides):
+    with pytest.raises(ConfigError) as ei:
+        load_config(None, overrides)
+    return str(ei.value)
+
+
+def test_tls_from_flags(pki, tmp_path, monkeypatch):
+    cfg = load_config(None, tls_flags(pki, controllers=["ssl:127.0.0.1:6653"],
+                                      listen=["pssl:6634"]))
+    assert (cfg.ssl_key, cfg.ssl_cert, cfg.ssl_ca) == (pki["sw.key"], pki["sw.crt"],
+                                                       pki["ca.crt"])
+    assert cfg.uses_tls()
+    # relative flag values are relative to the working directory
+    monkeypatch.chdir(os.path.dirname(pki["sw.key"]))
+    cfg = load_config(None, tls_flags(pki, ssl_key="sw.key", listen=["pssl:6634"]))
+    assert cfg.ssl_key == pki["sw.key"]
+
+
+def test_tls_flags_override_the_file(pki, tmp_path):
+    path = toml(tmp_path, """\
+        ports = ["a"]
+        listen = ["pssl:6634"]
+        ssl_key = "/nonexistent/k"
+        ssl_cert = "/nonexistent/c"
+        ssl_ca = "/nonexistent/ca"
+        """)
+    cfg = load_config(path, tls_flags(pki))
+    assert cfg.ssl_cert == pki["sw.crt"]
+
+
+def test_tls_files_without_a_tls_target_are_checked_but_fine(pki):
+    cfg = load_config(None, tls_flags(pki))
+    assert cfg.ssl_ca == pki["ca.crt"] and not cfg.uses_tls()
+    assert "--ssl-key" in flag_error(tls_flags(pki, ssl_key=pki["junk.pem"]))
+
+
+def test_no_tls_target_needs_no_files():
+    cfg = load_config(None, {"ports": ["a"], "controllers": ["tcp:127.0.0.1:1"]})
+    assert cfg.tls() == {"key": None, "cert": None, "ca": None} and not cfg.uses_tls()
+
+
+@pytest.mark.parametrize("target, missing", [
+    ({"controllers": ["tcp:1.2.3.4:1", "ssl:127.0.0.1:6653"]}, ["ssl_key", "ssl_cert", "ssl_ca"]),
+    ({"listen": ["pssl:6634"]}, ["ssl_ca"]),
+    ({"listen": ["ptcp:1", "pssl:6634"]}, ["ssl_key"]),
+    ({"controllers": ["ssl:127.0.0.1:6653"]}, ["ssl_cert", "ssl_ca"]),
+])
+def test_tls_target_needs_key_cert_and_ca(pki, target, missing):
+    flags = tls_flags(pki, **target)
+    for k in missing:
+        del flags[k]
+    msg = flag_error(flags)
+    key = next(iter(target))
+    assert msg.startswith(C.FLAG_OF[key] + ": ")             # names the target's flag
+    assert ("ssl:" if key == "controllers" else "pssl:") in msg
+    for k in ("ssl_key", "ssl_cert", "ssl_ca"):
+        assert (C.FLAG_OF[k] in msg) == (k in missing), msg
+
+
+def test_tls_target_in_a_file_names_its_line(pki, tmp_path):
+    msg = error_of(tmp_path, f"""\
+        ports = ["a"]
+        ssl_key = "{pki['sw.key']}"
+        controllers = ["tcp:127.0.0.1:1",
+                       "ssl:127.0.0.1:6653"]
+        """)
+    assert "line 4: controllers[1]: ssl:127.0.0.1:6653 needs" in msg
+    assert "--ssl-cert (ssl_cert)" in msg and "--ssl-ca (ssl_ca)" in msg
+    assert "--ssl-key" not in msg
+
+
+@pytest.mark.parametrize("key, file, words", [
+    ("ssl_key", "nope.key", ["--ssl-key", "nope.key", "no such file"]),
+    ("ssl_cert", "nope.crt", ["--ssl-cert", "no such file"]),
+    ("ssl_ca", "nope.ca", ["--ssl-ca", "no such file"]),
+    ("ssl_ca", ".", ["--ssl-ca", "not a regular file"]),
+    ("ssl_cert", "junk.pem", ["--ssl-cert", "junk.pem", "not a PEM certificate"]),
+    ("ssl_ca", "junk.pem", ["--ssl-ca", "not a PEM certificate"]),
+    ("ssl_cert", "sw.key", ["--ssl-cert", "not a PEM certificate"]),
+    ("ssl_key", "junk.pem", ["--ssl-key", "not the PEM private key of"]),
+    ("ssl_key", "other.key", ["--ssl-key", "other.key", "not the PEM private key of",
+                              "sw.crt"]),
+    ("ssl_key", "enc.key", ["--ssl-key", "encrypted"]),
+])
+def test_bad_tls_files_from_flags(pki, key, file, words):
+    d = os.path.dirname(pki["sw.key"])
+    msg = flag_error(tls_flags(pki, listen=["pssl:6634"], **{key: os.path.join(d, file)}))
+    assert msg.startswith(words[0] + ": "), msg
+    for w in words[1:]:
+        assert w in msg, msg
+
+
+def test_bad_tls_file_in_a_file_names_its_line(pki, tmp_path):
+    msg = error_of(tmp_path, f"""\
+        ports = ["a"]
+        ssl_key = "{pki['sw.key']}"
+        ssl_cert = "{pki['sw.crt']}"
+        ssl_ca = "{pki['junk.pem']}"
+        """)
+    assert "vdp.toml: line 4: ssl_ca: " in msg and "not a PEM certificate" in msg
+    msg = error_of(tmp_path, """\
+        ports = ["a"]
+        ssl_key = "missing.key"
+        """)
+    assert "line 2: ssl_key: private key " in msg and "no such file" in msg
+    assert str(tmp_path / "missing.key") in msg            # resolved next to the file
+
+
+def test_unreadable_tls_file(pki, tmp_path, monkeypatch):
+    p = tmp_path / "locked.key"
+    shutil.copy(pki["sw.key"], p)
+    p.chmod(0)
+    if os.geteuid() == 0:                 # root reads it anyway: make open() refuse
+        real_open = open
+
+        def refusing_open(path, *a, **kw):
+            if str(path) == str(p):
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_open(path, *a, **kw)
+        monkeypatch.setattr(C, "open", refusing_open, raising=False)
+    msg = flag_error(tls_flags(pki, ssl_key=str(p)))
+    assert msg.startswith("--ssl-key: ") and "cannot read: Permission denied" in msg
+
+
+def test_tls_key_must_be_a_string(tmp_path):
+    msg = error_of(tmp_path, """\
+        ports = ["a"]
+        ssl_ca = 7
+        """)
+    assert "line 2: ssl_ca: expected a string, got an integer" in msg
+    assert "ssl_key" in error_of(tmp_path, 'ssl_keys = "x"\n')      # unknown key lists it
