@@ -1282,5 +1282,17 @@ int vdp_dp_packet_out(vdp_dp *dp, const uint8_t *data, uint32_t len,
     vdp_parse(&pkt, &key);          /* a malformed frame is still sent as asked */
     vdp_exec(dp, &pkt, &key, prog, 0);
     vdp_dp_upcall_signal(dp);
+    /* Kick the TX rings now: an idle engine flushes only when its poll()
+     * times out (VDP_ENGINE_SLEEP_MS), which would hold a controller's
+     * frame (a BPDU, an ARP reply) for up to that long.  A port with
+     * nothing queued returns without a system call. */
+    uint32_t max = vdp_dp_max_port(dp);
+    if (max >= VDP_MAX_PORTS)
+        max = VDP_MAX_PORTS - 1;
+    for (uint32_t i = 1; i <= max + 1; i++) {
+        vdp_port *p = vdp_dp_port(dp, i <= max ? i : VDP_OFPP_LOCAL);
+        if (p && p->ops->tx_flush)
+            p->ops->tx_flush(p);
+    }
     return 0;
 }

@@ -722,3 +722,22 @@ def test_tap_rx_tx_and_offload(tapname, netns):
     finally:
         t.close()
     assert not link_exists(name, ns)
+
+
+@pytest.mark.parametrize("tx_mode", TX_MODES)
+def test_packet_out_leaves_without_an_engine_pass(veth, ports, tx_mode):
+    """PACKET_OUT kicks the TX ring itself: with no engine running (so no
+    pass will ever flush), the frame still reaches the wire."""
+    from datapath.model import Output
+    v = veth()
+    p = ports(F.AfPacketPort(v.host, tx_mode=tx_mode))
+    dp = F.Datapath()
+    dp.attach_port(1, p)
+    frame = udp_frame(mac(v.peer_mac), mac(HOST_MAC), payload=b"packet-out" * 3)
+    rx = NsProc(v.ns, "recv", v.peer, 1, 5)
+    try:
+        dp.packet_out(frame, 0xfffffffd, (Output(1),))
+        assert rx.result() == [frame.hex()]
+    finally:
+        rx.kill()
+        dp.detach_port(1)
