@@ -1,19 +1,32 @@
 #!/usr/bin/env python3
-"""vdp demo: four hosts in network namespaces on one `vdp run` switch.
+"""vdp demo, in three parts (`--only base|stp|vrrp` runs one of them).
+
+base (steps 1-7): four hosts in network namespaces on one `vdp run` switch.
 
   h1, h2, h3   veth pairs (vdpt-demo-h1..h3, 10.0.0.1-3)
   h4           a TAP port created by vdp, moved into vdpt-demo-h4 (10.0.0.4)
 
-Shows: pings between all hosts through a standalone (MAC-learning) switch,
-an iperf3 TCP transfer h1 -> h2 with veth offloads on, `vdp ctl dump-flows`
-and `dump-ports`, then secure mode with explicit flows (`vdp ctl add-flow`)
-and a short packet-rate measurement (trafgen 64-byte UDP from h1, counted
-at h2's interface).
+  Shows: pings between all hosts through a standalone (MAC-learning)
+  switch, an iperf3 TCP transfer h1 -> h2 with veth offloads on, `vdp ctl
+  dump-flows` and `dump-ports`, then secure mode with explicit flows (`vdp
+  ctl add-flow`) and a short packet-rate measurement (trafgen 64-byte UDP
+  from h1, counted at h2's interface).
+
+stp (steps 8-12, scripts/demo_stp.py): a ring of three vdp switches under
+  the l2 + stp controller apps (RSTP): one port blocked (NO_FWD), pings, no
+  broadcast storm, a ring link cut and the tree re-converging, with the
+  measured outage.
+
+vrrp (steps 13-17, scripts/demo_vrrp.py): two vdp datapaths as a VRRP pair
+  (the vrrp app, 100 ms v3 adverts) routing a host to a far subnet; the
+  master's link is cut, the backup takes over (measured outage), the link
+  comes back and the master preempts.
 
 Run as root after `make build` (`make demo` does both).  Everything it
-creates is removed at the end, also on failure or Ctrl-C.  Exits non-zero
-if any step failed.
+creates (named vdpt-demo-*) is removed at the end of each part, also on
+failure or Ctrl-C.  Exits non-zero if any step failed.
 """
+import argparse
 import json
 import os
 import shlex
@@ -22,37 +35,37 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "integration"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from demo_common import Report, StepFailed  # noqa: E402  (puts tests/integration on sys.path)
 from topo import (CmdError, DaemonError, Topo, in_ns, ping,  # noqa: E402
                   vdp_cmd, vdp_ctl)
 
 TRAFGEN_SECONDS = 3
 IPERF_SECONDS = 3
-
-
-class StepFailed(Exception):
-    pass
+PARTS = ("base", "stp", "vrrp")
 
 
 class Demo:
-    def __init__(self, topo):
-        self.topo = topo
-        self.results = []          # (step, ok, detail)
+    """The base part: four hosts on one switch."""
+    title = "one switch, four hosts"
+
+    def __init__(self, report):
+        self.r = report
+        self.topo = Topo("demo", unique=False)     # namespaces vdpt-demo-h1..h4
 
     # --- output helpers ---------------------------------------------------
     def heading(self, text):
-        print(f"\n{'=' * 72}\n  {text}\n{'=' * 72}", flush=True)
+        self.r.heading(text)
 
     def show_cmd(self, args):
-        print(f"$ {shlex.join(str(a) for a in args)}", flush=True)
+        self.r.show_cmd(args)
 
     def record(self, step, ok, detail=""):
-        self.results.append((step, ok, detail))
-        mark = "ok  " if ok else "FAIL"
-        print(f"  [{mark}] {step}{': ' + detail if detail else ''}", flush=True)
-        return ok
+        return self.r.record(step, ok, detail)
+
+    def logs(self):
+        return self.topo.daemon_logs() if self.topo.daemons else ""
 
     def ctl(self, d, *args):
         """Runs and echoes a `vdp ctl` command (text output)."""
@@ -188,7 +201,6 @@ class Demo:
 
     # --- the whole demo ---------------------------------------------------
     def run(self):
-        print(f"vdp demo (vdp command: {shlex.join(vdp_cmd())})")
         self.build_topology()
 
         self.heading("2. vdp run, standalone fail mode: a MAC-learning switch (NORMAL)")
@@ -218,44 +230,88 @@ class Demo:
         self.ctl(d, "dump-ports")
 
 
-def main():
-    if os.geteuid() != 0:
-        sys.exit("demo.py needs root (network namespaces, veth, TAP): sudo make demo")
-    # SIGTERM behaves like Ctrl-C: unwind through the cleanup below.
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, on_term)
-    topo = Topo("demo", unique=False)     # namespaces vdpt-demo-h1..h4
-    demo = Demo(topo)
+def run_part(report, part_cls):
+    """Runs one part; its topology is removed at the end whatever happens.
+    Returns 0, 1 (a step failed or the part broke off) or 130 (interrupted:
+    the caller stops)."""
+    part = part_cls(report)
     status = 0
+    n_failed = len(report.failed())
     try:
-        demo.run()
-    except StepFailed:
+        part.run()
+    except StepFailed as e:
         status = 1
+        if len(report.failed()) == n_failed:      # not reported by a step yet
+            report.record(f"{report.part} part", False, str(e))
     except KeyboardInterrupt:
         print("\ninterrupted", flush=True)
         status = 130
-    except Exception as e:       # report, clean up, fail
+    except Exception as e:       # report, clean up, go on with the next part
         print(f"\nerror: {type(e).__name__}: {e}", flush=True)
-        demo.record("demo", False, "aborted")
+        report.record(f"{report.part} part", False, "aborted")
         status = 1
     finally:
-        if status and topo.daemons:
-            print(f"\n--- vdp logs ---\n{topo.daemon_logs()}")
-        print("\ncleaning up namespaces, links and processes ...", flush=True)
+        if status == 1:           # (not on Ctrl-C)
+            logs = part.logs()
+            if logs:
+                print(f"\n--- logs ---\n{logs}")
+        print(f"\ncleaning up {report.part} part: namespaces, links and processes ...",
+              flush=True)
         try:
-            topo.cleanup()
+            part.topo.cleanup()
+        except KeyboardInterrupt:
+            # a second Ctrl-C during cleanup: finish it anyway
+            part.topo._cleaned = False
+            part.topo.cleanup()
+            status = 130
         except Exception as e:
             print(f"cleanup: {e}")
             status = status or 1
+    return status
 
-    demo.heading("Summary")
-    for step, ok, detail in demo.results:
-        print(f"  [{'ok  ' if ok else 'FAIL'}] {step}{': ' + detail if detail else ''}")
-    failed = [r for r in demo.results if not r[1]]
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="scripts/demo.py", description=__doc__.split("\n")[0])
+    ap.add_argument("--only", choices=PARTS, help="run one part: base (one switch), "
+                    "stp (spanning tree ring), vrrp (VRRP pair)")
+    a = ap.parse_args(argv)
+    if os.geteuid() != 0:
+        sys.exit("demo.py needs root (network namespaces, veth, TAP): sudo make demo")
+    # SIGTERM behaves like Ctrl-C: unwind through the cleanup.  SIGINT
+    # too, even when started with it ignored (a background job).
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    from demo_stp import StpPart
+    from demo_vrrp import VrrpPart
+    classes = {"base": Demo, "stp": StpPart, "vrrp": VrrpPart}
+    parts = [a.only] if a.only else list(PARTS)
+    report = Report()
+    print(f"vdp demo (vdp command: {shlex.join(vdp_cmd())})", flush=True)
+    status = 0
+    t_start = time.monotonic()
+    try:
+        for name in parts:
+            report.part = name
+            st = run_part(report, classes[name])
+            status = status or st
+            if st == 130:
+                status = 130
+                break
+    except KeyboardInterrupt:     # between two parts: nothing is left to clean
+        print("\ninterrupted", flush=True)
+        status = 130
+
+    report.heading("Summary")
+    for part, step, ok, detail in report.results:
+        tag = f"{part:<5} " if len(parts) > 1 else ""
+        print(f"  [{'ok  ' if ok else 'FAIL'}] {tag}{step}{': ' + detail if detail else ''}")
+    failed = report.failed()
     if failed and not status:
         status = 1
-    print(f"\n{len(demo.results) - len(failed)} steps ok, {len(failed)} failed")
+    print(f"\n{len(report.results) - len(failed)} steps ok, {len(failed)} failed "
+          f"({time.monotonic() - t_start:.0f} s){', interrupted' if status == 130 else ''}")
     return status
 
 
