@@ -1,6 +1,10 @@
 """The `vdp` command: `vdp run` (the daemon) and `vdp ctl` (talk to it).
 
     vdp run [--config FILE] [--name BR] [--dpid ID] --port IF [--port tap:NAME ...]
+            [--bond NAME=IF1,IF2[,...] ...] [--bond-mode MODE] [--lacp active|passive|off]
+            [--lacp-time fast|slow] [--lacp-system-priority N] [--lacp-system-id MAC]
+            [--lacp-key N] [--lacp-port-priority N] [--[no-]lacp-fallback]
+            [--bond-rebalance-interval S]
             [--controller tcp:IP:PORT] [--listen ptcp:PORT[:IP]]
             [--ssl-key FILE --ssl-cert FILE --ssl-ca FILE]
             [--fail-mode standalone|secure] [--ctl PATH] [-v]
@@ -34,6 +38,19 @@ def _typed(fn, what):
     return conv
 
 
+class _InOrder(argparse.Action):
+    """--port and --bond: kept in one list (args.ifaces) in the order given,
+    since ports and bonds are numbered together."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        items = list(getattr(namespace, self.dest, None) or [])
+        items.append(values)
+        setattr(namespace, self.dest, items)
+        ifaces = list(getattr(namespace, "ifaces", None) or [])
+        ifaces.append((self.dest, values))
+        namespace.ifaces = ifaces
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         self.print_usage(sys.stderr)
@@ -47,9 +64,32 @@ def run_parser():
                    help=f"switch name (default {C.DEFAULT_NAME})")
     p.add_argument("--dpid", metavar="ID", type=_typed(C.parse_dpid, "dpid"),
                    help="datapath id: decimal, 0x-hex or 16 hex digits")
-    p.add_argument("--port", metavar="IF|tap:NAME", action="append",
+    p.add_argument("--port", metavar="IF|tap:NAME", action=_InOrder,
                    type=_typed(C.parse_port_arg, "port"),
-                   help="a port (repeat; numbered 1, 2, 3 in order)")
+                   help="a port (repeat; ports and bonds are numbered 1, 2, 3 in order)")
+    p.add_argument("--bond", metavar="NAME=IF1,IF2[,...]", action=_InOrder,
+                   type=_typed(C.parse_bond_arg, "bond"),
+                   help="a bond: ONE port over these interfaces (repeat)")
+    p.add_argument("--bond-mode", metavar="MODE",
+                   help="active-backup (default), balance-l2, balance-l3, balance-l4 "
+                        "(= balance-tcp) or balance-slb; for every bond")
+    p.add_argument("--lacp", choices=("active", "passive", "off"),
+                   help="LACP on the bonds (default off: static)")
+    p.add_argument("--lacp-time", choices=("fast", "slow"),
+                   help="LACPDU rate we ask of the partner: fast 1 s, slow 30 s (default)")
+    p.add_argument("--lacp-system-priority", metavar="N", type=int,
+                   help="LACP system priority (default 65534)")
+    p.add_argument("--lacp-system-id", metavar="MAC",
+                   help="LACP system id (default: the bond's first member's MAC)")
+    p.add_argument("--lacp-key", metavar="N", type=int,
+                   help="LACP aggregation key (default: the bond's OpenFlow port number)")
+    p.add_argument("--lacp-port-priority", metavar="N", type=int,
+                   help="LACP port priority of the members (default 32768)")
+    p.add_argument("--lacp-fallback", action=argparse.BooleanOptionalAction, default=None,
+                   help="with LACP, run active-backup when no partner answers")
+    p.add_argument("--bond-rebalance-interval", metavar="S", type=float,
+                   help="seconds between load rebalancing of balance-* bonds (default 10; "
+                        "0 = never)")
     p.add_argument("--controller", metavar="tcp:IP:PORT", action="append",
                    type=_typed(C.parse_controller, "controller"), help="OpenFlow controller")
     p.add_argument("--listen", metavar="ptcp:PORT[:IP]", action="append",
@@ -66,6 +106,7 @@ def run_parser():
                         "secure = only installed flows")
     p.add_argument("--ctl", metavar="PATH", help="control socket (default /run/vdp/BR.ctl)")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    p.set_defaults(ifaces=None)
     return p
 
 
@@ -84,6 +125,8 @@ def ctl_parser():
 
 
 TOP_USAGE = """usage: vdp run [--config FILE] [--name BR] [--dpid ID] --port IF [--port tap:NAME ...]
+               [--bond NAME=IF1,IF2[,...]] [--bond-mode MODE] [--lacp active|passive|off]
+               [--lacp-time fast|slow] [--lacp-...]
                [--controller tcp:IP:PORT] [--listen ptcp:PORT[:IP]]
                [--ssl-key FILE --ssl-cert FILE --ssl-ca FILE]
                [--fail-mode standalone|secure] [--ctl PATH]
@@ -93,10 +136,18 @@ TOP_USAGE = """usage: vdp run [--config FILE] [--name BR] [--dpid ID] --port IF 
 
 def build_config(args):
     """The Config for `vdp run` args (file + flags).  Raises ConfigError."""
+    ports = None
+    if args.ifaces:
+        ports = [C.parse_bond_arg(v) if kind == "bond" else v for kind, v in args.ifaces]
     overrides = {
         "name": args.name, "dpid": args.dpid, "fail_mode": args.fail_mode, "ctl": args.ctl,
-        "controllers": args.controller, "listen": args.listen, "ports": args.port,
+        "controllers": args.controller, "listen": args.listen, "ports": ports,
         "ssl_key": args.ssl_key, "ssl_cert": args.ssl_cert, "ssl_ca": args.ssl_ca,
+        "bond_mode": args.bond_mode, "lacp": args.lacp, "lacp_time": args.lacp_time,
+        "lacp_system_priority": args.lacp_system_priority,
+        "lacp_system_id": args.lacp_system_id, "lacp_key": args.lacp_key,
+        "lacp_port_priority": args.lacp_port_priority, "lacp_fallback": args.lacp_fallback,
+        "bond_rebalance_interval": args.bond_rebalance_interval,
     }
     return C.load_config(args.config, overrides)
 
@@ -112,7 +163,8 @@ def main_run(argv):
         return 2
     if not cfg.ports:
         p.print_usage(sys.stderr)
-        print("vdp run: error: no ports: give --port IF (or ports in --config)", file=sys.stderr)
+        print("vdp run: error: no ports: give --port IF or --bond NAME=IF1,IF2 (or ports in "
+              "--config)", file=sys.stderr)
         return 2
     from . import daemon            # imports the fast path: only when running
     return daemon.run(cfg, verbose=args.verbose)

@@ -24,6 +24,35 @@ TOML keys (the flags of `vdp run` carry the same names):
 Ports may also be [[ports]] tables.  Flags given on the command line
 replace the file's value for that key (--port replaces the whole port list).
 
+Bonds (link aggregation, datapath/bond.py): ONE OpenFlow port over several
+interfaces.  `--bond NAME=IF1,IF2[,IF3...]` on the command line, numbered
+with the --port ports in the order given; in a file, [[bond]] tables
+(numbered after the `ports` list unless they give ofport) or tables of the
+`ports` list with type = "bond" (numbered in place):
+
+    [[bond]]
+    name = "bond0"
+    members = ["eth1", "eth2", {name = "eth3", port_priority = 100, port_id = 3}]
+    mode = "balance-l4"        # --bond-mode: active-backup (default), balance-l2,
+                               #   balance-l3, balance-l4 (= balance-tcp), balance-slb
+    lacp = "active"            # --lacp active|passive|off (default off)
+    lacp_time = "fast"         # --lacp-time fast|slow (default slow)
+    lacp_system_priority = 65534   # --lacp-system-priority
+    lacp_system_id = "02:00:00:00:00:01"   # --lacp-system-id (default: first member's MAC)
+    lacp_key = 1               # --lacp-key (default: the bond's OpenFlow port number)
+    lacp_port_priority = 32768 # --lacp-port-priority: members' default
+    lacp_fallback = false      # --lacp-fallback: active-backup when LACP finds no partner
+    rebalance_interval = 10    # --bond-rebalance-interval: seconds, 0 = never
+    ofport = 5
+
+The same keys at the top level of the file (mode as bond_mode,
+rebalance_interval as bond_rebalance_interval) are defaults for every bond;
+a bond table's own value wins over them, and a flag wins over both (it
+applies to every bond).  Giving --port or --bond replaces the file's ports
+AND its bonds.  A bond alone is a valid set of ports.  Member names are
+interfaces (or tap:NAME); a member may belong to one bond only and may not
+also be a port.
+
 TLS (as Open vSwitch's --private-key/--certificate/--ca-cert): an ssl: or
 pssl: target needs all three files; both sides present a certificate and
 each verifies the other's against its CA (mutual authentication; host names
@@ -42,25 +71,42 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import NamedTuple, Optional
 
+from . import bond as bondmod
 from . import flowsyntax
 from .flowsyntax import FlowSyntaxError
 from .model import OFPP_MAX
 
 __all__ = ["ConfigError", "Config", "PortConfig", "ControllerTarget", "ListenTarget",
-           "load_config", "parse_dpid", "format_dpid", "parse_port_arg", "parse_controller",
+           "load_config", "parse_dpid", "format_dpid", "parse_port_arg", "parse_bond_arg", "parse_controller",
            "parse_listen", "parse_fail_mode", "default_run_dir", "default_ctl_path"]
 
 DEFAULT_NAME = "vdp0"
 DEFAULT_FAIL_MODE = "standalone"
 FAIL_MODES = ("standalone", "secure")
 OFP_TCP_PORT = 6653
+# bond settings: top-level key (and flag) -> key of a bond table
+BOND_DEFAULT_KEYS = {"bond_mode": "mode", "lacp": "lacp", "lacp_time": "lacp_time",
+                     "lacp_system_priority": "lacp_system_priority",
+                     "lacp_system_id": "lacp_system_id", "lacp_key": "lacp_key",
+                     "lacp_port_priority": "lacp_port_priority",
+                     "lacp_fallback": "lacp_fallback",
+                     "bond_rebalance_interval": "rebalance_interval"}
+BOND_TABLE_KEYS = ("name", "type", "members", "ofport", "mode", "lacp", "lacp_time",
+                   "lacp_system_priority", "lacp_system_id", "lacp_key", "lacp_port_priority",
+                   "lacp_fallback", "rebalance_interval")
 KEYS = ("name", "dpid", "fail_mode", "ctl", "controllers", "listen", "ports",
-        "flows", "groups", "meters", "ssl_key", "ssl_cert", "ssl_ca")
+        "flows", "groups", "meters", "ssl_key", "ssl_cert", "ssl_ca", "bond") \
+    + tuple(BOND_DEFAULT_KEYS)
 TLS_KEYS = ("ssl_key", "ssl_cert", "ssl_ca")
 # The command-line flag that sets each key (for error messages).
 FLAG_OF = {"name": "--name", "dpid": "--dpid", "fail_mode": "--fail-mode", "ctl": "--ctl",
            "controllers": "--controller", "listen": "--listen", "ports": "--port",
-           "ssl_key": "--ssl-key", "ssl_cert": "--ssl-cert", "ssl_ca": "--ssl-ca"}
+           "ssl_key": "--ssl-key", "ssl_cert": "--ssl-cert", "ssl_ca": "--ssl-ca",
+           "bond": "--bond", "bond_mode": "--bond-mode", "lacp": "--lacp",
+           "lacp_time": "--lacp-time", "lacp_system_priority": "--lacp-system-priority",
+           "lacp_system_id": "--lacp-system-id", "lacp_key": "--lacp-key",
+           "lacp_port_priority": "--lacp-port-priority", "lacp_fallback": "--lacp-fallback",
+           "bond_rebalance_interval": "--bond-rebalance-interval"}
 PORT_TYPES = ("afpacket", "tap")
 
 
@@ -91,11 +137,19 @@ class ListenTarget(NamedTuple):
 @dataclass
 class PortConfig:
     name: str
-    type: str = "afpacket"          # "afpacket" | "tap"
+    type: str = "afpacket"          # "afpacket" | "tap" | "bond"
     ofport: Optional[int] = None    # assigned 1, 2, 3... in order when not given
+    members: list = field(default_factory=list)     # bond: [PortConfig] (afpacket/tap)
+    bond: Optional[object] = None   # bond: datapath.bond.BondSettings (validated)
 
     def __str__(self):
+        if self.type == "bond":
+            return f"{self.name}=" + ",".join(str(m) for m in self.members)
         return f"tap:{self.name}" if self.type == "tap" else self.name
+
+    def interfaces(self):
+        """The kernel interfaces (PortConfigs) behind this port."""
+        return list(self.members) if self.type == "bond" else [self]
 
 
 @dataclass
@@ -126,6 +180,13 @@ class Config:
 
     def port_names(self):
         return {p.name: p.ofport for p in self.ports}
+
+    def bonds(self):
+        return [p for p in self.ports if p.type == "bond"]
+
+    def interfaces(self):
+        """Every kernel interface used (plain ports and bond members)."""
+        return [i for p in self.ports for i in p.interfaces()]
 
 
 def default_run_dir():
@@ -196,6 +257,26 @@ def parse_port_arg(text):
         return PortConfig(name=name, type=kind)
     check_ifname(text)
     return PortConfig(name=text)
+
+
+def parse_bond_arg(text):
+    """'NAME=IF1,IF2[,IF3...]' (members IF or tap:NAME) -> a bond table
+    {"type": "bond", "name": NAME, "members": [...]} (settings come from
+    the --bond-mode/--lacp... flags).  Raises ValueError."""
+    if not isinstance(text, str) or "=" not in text:
+        raise ValueError(f"bad bond {text!r} (expected NAME=IF1,IF2[,...])")
+    name, _, rest = text.partition("=")
+    try:
+        check_ifname(name)
+    except ValueError:
+        raise ValueError(f"bad bond name {name!r} in {text!r} (1-15 characters, no '/', ':' "
+                         "or spaces)") from None
+    members = [m for m in rest.split(",")]
+    if not rest or any(not m for m in members):
+        raise ValueError(f"bad bond {text!r} (expected NAME=IF1,IF2[,...]: an empty member)")
+    for m in members:
+        parse_port_arg(m)
+    return {"type": "bond", "name": name, "members": members}
 
 
 def _check_ip(host, whole):
@@ -294,10 +375,10 @@ class _Where:
                     return n
         return base
 
-    def error(self, key, msg, index=None, value=None):
+    def error(self, key, msg, index=None, value=None, flag=None):
         label = key if index is None else f"{key}[{index}]"
         if key in self.from_flags:
-            return ConfigError(f"{FLAG_OF.get(key, key)}: {msg}")
+            return ConfigError(f"{flag or FLAG_OF.get(key, key)}: {msg}")
         line = self._line(key, index, value)
         where = f"{self.path}: line {line}" if line else f"{self.path}"
         return ConfigError(f"{where}: {label}: {msg}")
@@ -397,7 +478,10 @@ def load_config(path=None, overrides=None, text=None):
             setattr(cfg, key, os.path.abspath(v))
     _check_tls(cfg, where, merged)
 
-    cfg.ports = _ports(merged.get("ports", []), where)
+    _check_bond_defaults(merged, where)
+    if "ports" in where.from_flags:
+        merged.pop("bond", None)                 # --port/--bond replace the file's bonds too
+    cfg.ports = _ports(merged.get("ports", []), where, merged)
 
     names = cfg.port_names()
     for i, t in enumerate(strings("flows")):
@@ -506,16 +590,33 @@ def _check_path(p):
     return p
 
 
-def _ports(value, where):
+def _ports(value, where, merged=None):
+    merged = merged or {}
     if not isinstance(value, list):
         raise where.error("ports", f"expected a list, got {_type_name(value)}")
+    items = [("ports", i, item) for i, item in enumerate(value)]
+    tables = merged.get("bond", [])
+    if isinstance(tables, dict):
+        tables = [tables]
+    if not isinstance(tables, list):
+        raise where.error("bond", f"expected [[bond]] tables, got {_type_name(tables)}")
+    items += [("bond", i, item) for i, item in enumerate(tables)]
     ports = []
-    for i, item in enumerate(value):
-        if isinstance(item, str):
+    for key, i, item in items:
+        if key == "bond":
+            if not isinstance(item, dict):
+                raise where.error("bond", f"expected a table, got {_type_name(item)}", index=i)
+            if item.get("type", "bond") != "bond":
+                raise where.error("bond", f"bad type {item.get('type')!r} in a [[bond]] table",
+                                  index=i)
+            pc = _bond(item, where, key, i, merged)
+        elif isinstance(item, str):
             try:
                 pc = parse_port_arg(item)
             except ValueError as e:
                 raise where.error("ports", str(e), index=i, value=item) from None
+        elif isinstance(item, dict) and item.get("type") == "bond":
+            pc = _bond(item, where, key, i, merged)
         elif isinstance(item, dict):
             for k in item:
                 if k not in ("name", "type", "ofport"):
@@ -530,23 +631,39 @@ def _ports(value, where):
                 raise where.error("ports", str(e), index=i, value=name) from None
             ptype = item.get("type", "afpacket")
             if ptype not in PORT_TYPES:
-                raise where.error("ports", f"bad type {ptype!r} (expected afpacket or tap)",
+                raise where.error("ports", f"bad type {ptype!r} (expected afpacket, tap or bond)",
                                   index=i, value=ptype if isinstance(ptype, str) else None)
             ofport = item.get("ofport")
-            if ofport is not None and (not isinstance(ofport, int) or isinstance(ofport, bool)
-                                       or not 1 <= ofport <= OFPP_MAX):
-                raise where.error("ports", f"bad ofport {ofport!r} (expected 1..{OFPP_MAX})",
-                                  index=i)
+            _check_ofport(ofport, where, key, i)
             pc = PortConfig(name=name, type=ptype, ofport=ofport)
         else:
             raise where.error("ports", f"expected a string or a table, got {_type_name(item)}",
                               index=i)
+        flag = "--bond" if pc.type == "bond" else None
+        val = item if isinstance(item, str) else pc.name
         for other in ports:
             if other.name == pc.name:
-                raise where.error("ports", f"port {pc.name!r} given twice", index=i,
-                                  value=item if isinstance(item, str) else pc.name)
+                if pc.type == other.type or "bond" not in (pc.type, other.type):
+                    what = "bond" if pc.type == "bond" else "port"
+                    msg = f"{what} {pc.name!r} given twice"
+                else:
+                    msg = f"{pc.name!r} is the name of both a port and a bond"
+                raise where.error(key, msg, index=i, value=val, flag=flag)
             if pc.ofport is not None and other.ofport == pc.ofport:
-                raise where.error("ports", f"ofport {pc.ofport} given twice", index=i)
+                raise where.error(key, f"ofport {pc.ofport} given twice", index=i, flag=flag)
+            for a in pc.interfaces():
+                for b in other.interfaces():
+                    if a.name == b.name:
+                        raise where.error(key, _reuse(pc, a.name, other), index=i, value=val,
+                                          flag=flag)
+                if other.type == "bond" and a.name == other.name:
+                    raise where.error(key, f"{a.name!r} is the name of bond {other.name}",
+                                      index=i, value=val, flag=flag)
+            if pc.type == "bond":
+                for b in other.interfaces():
+                    if b.name == pc.name:
+                        raise where.error(key, f"bond name {pc.name!r} is already used by "
+                                          f"{_label(other, b.name)}", index=i, flag=flag)
         ports.append(pc)
     taken = {p.ofport for p in ports if p.ofport is not None}
     nxt = 1
@@ -557,3 +674,148 @@ def _ports(value, where):
             p.ofport = nxt
             taken.add(nxt)
     return ports
+
+
+def _check_bond_defaults(merged, where):
+    """The bond settings given at the top level (or as flags), checked on
+    their own so the error names that key (or flag)."""
+    checks = {
+        "bond_mode": (str, lambda v: bondmod.normalize_mode(v)),
+        "lacp": (str, lambda v: _one_of(v, bondmod.LACP_MODES, "lacp")),
+        "lacp_time": (str, lambda v: _one_of(v, bondmod.LACP_TIMES, "lacp-time")),
+        "lacp_system_priority": (int, lambda v: _u16(v, "lacp system priority", 0)),
+        "lacp_key": (int, lambda v: _u16(v, "lacp key", 1)),
+        "lacp_port_priority": (int, lambda v: _u16(v, "lacp port priority", 0)),
+        "lacp_system_id": (str, lambda v: bondmod.BondSettings(
+            "b", ["m"], system_id=v).validate()),
+        "lacp_fallback": (bool, None),
+        "bond_rebalance_interval": ((int, float), lambda v: bondmod.BondSettings(
+            "b", ["m"], rebalance_interval=v).validate()),
+    }
+    for key, (t, check) in checks.items():
+        if key not in merged:
+            continue
+        v = merged[key]
+        if (isinstance(v, bool) and t is not bool) or not isinstance(v, t):
+            want = _type_name(t() if not isinstance(t, tuple) else 0.0)
+            raise where.error(key, f"expected {want}, got {_type_name(v)}")
+        if check is not None:
+            try:
+                check(v)
+            except (bondmod.BondError, ValueError) as e:
+                msg = str(e).removeprefix("bond b: ")
+                raise where.error(key, msg, value=v if isinstance(v, str) else None) from None
+
+
+def _one_of(v, allowed, what):
+    if v not in allowed:
+        raise ValueError(f"{what} must be one of {', '.join(allowed)}, not {v!r}")
+
+
+def _u16(v, what, lo):
+    if not lo <= v <= 0xffff:
+        raise ValueError(f"{what} must be {lo}..65535, not {v!r}")
+
+
+def _label(pc, ifname):
+    return f"bond {pc.name} (member {ifname})" if pc.type == "bond" else f"port {ifname}"
+
+
+def _reuse(pc, ifname, other):
+    """A clear message for an interface used twice."""
+    where = "bond " + other.name if other.type == "bond" else "a port"
+    if pc.type == "bond":
+        return f"bond {pc.name}: member {ifname!r} is already used by {where}"
+    return f"port {ifname!r} is already a member of {where}"
+
+
+def _check_ofport(ofport, where, key, i):
+    if ofport is not None and (not isinstance(ofport, int) or isinstance(ofport, bool)
+                               or not 1 <= ofport <= OFPP_MAX):
+        raise where.error(key, f"bad ofport {ofport!r} (expected 1..{OFPP_MAX})", index=i)
+
+
+def _bond(item, where, key, i, merged):
+    """One bond table (a [[bond]] table, a ports entry with type = "bond",
+    or what --bond gave) -> PortConfig(type="bond") with its BondSettings."""
+    flag = "--bond" if key in where.from_flags else None
+
+    def err(msg, value=None):
+        return where.error(key, msg, index=i, value=value, flag=flag)
+
+    for k in item:
+        if k not in BOND_TABLE_KEYS:
+            raise err(f"unknown key {k!r} in a bond (known: {', '.join(BOND_TABLE_KEYS)})")
+    name = item.get("name")
+    if name is None:
+        raise err("bond: missing 'name'")
+    try:
+        check_ifname(name)
+    except ValueError:
+        raise err(f"bad bond name {name!r} (1-15 characters, no '/', ':' or spaces)",
+                  value=name if isinstance(name, str) else None) from None
+    where_b = f"bond {name}"
+    members = item.get("members")
+    if not isinstance(members, list) or not members:
+        raise err(f"{where_b}: 'members' must be a non-empty list of interfaces")
+    # settings: file top-level defaults < the table < flags
+    vals = {}
+    for top, k in BOND_DEFAULT_KEYS.items():
+        if top in merged and top not in where.from_flags:
+            vals[k] = merged[top]
+    for k in BOND_TABLE_KEYS:
+        if k in item and k not in ("name", "type", "members", "ofport"):
+            vals[k] = item[k]
+    for top, k in BOND_DEFAULT_KEYS.items():
+        if top in where.from_flags:
+            vals[k] = merged[top]
+    types = {"mode": str, "lacp": str, "lacp_time": str, "lacp_system_id": str,
+             "lacp_system_priority": int, "lacp_key": int, "lacp_port_priority": int,
+             "lacp_fallback": bool, "rebalance_interval": (int, float)}
+    for k, v in vals.items():
+        t = types[k]
+        if (isinstance(v, bool) and t is not bool) or not isinstance(v, t):
+            want = _type_name(t() if not isinstance(t, tuple) else 0.0)
+            raise err(f"{where_b}: {k}: expected {want}, got {_type_name(v)}")
+    port_prio = vals.get("lacp_port_priority", bondmod.DEFAULT_PORT_PRIORITY)
+    mpcs, msets = [], []
+    for j, m in enumerate(members):
+        if isinstance(m, str):
+            mname, mprio, mid = m, port_prio, None
+        elif isinstance(m, dict):
+            for k in m:
+                if k not in ("name", "port_priority", "port_id"):
+                    raise err(f"{where_b}: members[{j}]: unknown key {k!r} "
+                              "(known: name, port_priority, port_id)")
+            mname = m.get("name")
+            if not isinstance(mname, str):
+                raise err(f"{where_b}: members[{j}]: missing 'name'")
+            mprio, mid = m.get("port_priority", port_prio), m.get("port_id")
+        else:
+            raise err(f"{where_b}: members[{j}]: expected a string or a table, "
+                      f"got {_type_name(m)}")
+        try:
+            mpc = parse_port_arg(mname)
+        except ValueError as e:
+            raise err(f"{where_b}: member {mname!r}: {e}", value=mname) from None
+        if any(o.name == mpc.name for o in mpcs):
+            raise err(f"{where_b}: member {mpc.name!r} given twice", value=mname)
+        if mpc.name == name:
+            raise err(f"{where_b}: a member cannot have the bond's name", value=mname)
+        mpcs.append(mpc)
+        msets.append(bondmod.MemberSettings(mpc.name, port_priority=mprio, port_id=mid))
+    settings = bondmod.BondSettings(
+        name, msets, mode=vals.get("mode", bondmod.DEFAULT_MODE),
+        lacp=vals.get("lacp", bondmod.DEFAULT_LACP),
+        lacp_time=vals.get("lacp_time", bondmod.DEFAULT_LACP_TIME),
+        system_priority=vals.get("lacp_system_priority", bondmod.DEFAULT_SYSTEM_PRIORITY),
+        system_id=vals.get("lacp_system_id"), key=vals.get("lacp_key"),
+        fallback=vals.get("lacp_fallback", False),
+        rebalance_interval=vals.get("rebalance_interval", bondmod.DEFAULT_REBALANCE_INTERVAL))
+    try:
+        settings.validate()
+    except bondmod.BondError as e:
+        raise err(str(e)) from None
+    ofport = item.get("ofport")
+    _check_ofport(ofport, where, key, i)
+    return PortConfig(name=name, type="bond", ofport=ofport, members=mpcs, bond=settings)

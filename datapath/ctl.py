@@ -20,6 +20,7 @@ import logging
 import os
 import socket
 import stat
+import time
 from dataclasses import dataclass, field
 
 from . import flowsyntax as fs
@@ -54,6 +55,8 @@ COMMANDS = {
     "del-groups": (0, 1, "[group_id=N]"),
     "add-meter": (1, None, "METER"),
     "del-meters": (0, 1, "[meter=N]"),
+    "lacp/show": (0, 1, "[BOND]"),
+    "bond/show": (0, 1, "[BOND]"),
 }
 
 
@@ -90,6 +93,8 @@ def client_args(cmd, words, strict=False, stdin=None):
         return {"group": text or None}
     if cmd == "del-meters":
         return {"meter": text or None}
+    if cmd in ("lacp/show", "bond/show"):
+        return {"bond": text or None}
     if cmd == "add-flows":
         path = words[0]
         try:
@@ -121,6 +126,7 @@ class SwitchState:
     config: dict = field(default_factory=dict)          # ofport -> OFPPC bits
     upcalls_dropped: int = 0
     agent: object = None          # datapath.ofp.agent.Agent once OpenFlow is up
+    bonds: dict = field(default_factory=dict)           # name -> datapath.bond.BondController
 
 
 _PPC = ((1 << 0, "PORT_DOWN"), (1 << 2, "NO_RECV"), (1 << 5, "NO_FWD"), (1 << 6, "NO_PACKET_IN"))
@@ -175,7 +181,7 @@ class Commands:
     def execute(self, cmd, args=None, as_json=False):
         """Runs one command; returns text or a JSON value; raises CtlError."""
         args = args or {}
-        fn = getattr(self, "cmd_" + str(cmd).replace("-", "_"), None)
+        fn = getattr(self, "cmd_" + str(cmd).replace("-", "_").replace("/", "_"), None)
         if fn is None or cmd not in COMMANDS:
             raise CtlError(f"unknown command {cmd!r}")
         try:
@@ -377,6 +383,140 @@ class Commands:
         for i in ids:
             self.dp.meter_delete(i)
         return {"deleted": len(ids)} if as_json else None
+
+    # -- bonds (`ovs-appctl lacp/show` and `bond/show` look-alikes)
+    def _bonds(self, args, cmd):
+        bonds = dict(getattr(self.state, "bonds", None) or {})
+        want = args.get("bond")
+        if want:
+            if want not in bonds:
+                known = ", ".join(bonds) or "none configured"
+                raise CtlError(f"{cmd}: no bond named {want!r} (bonds: {known})")
+            return [bonds[want]]
+        return list(bonds.values())
+
+    def cmd_lacp_show(self, args, as_json):
+        sts = [b.lacp_status() for b in self._bonds(args, "lacp/show")]
+        if as_json:
+            return sts
+        return "".join(format_lacp_show(st) for st in sts)
+
+    def cmd_bond_show(self, args, as_json):
+        now = time.monotonic()
+        sts = [b.status(now) for b in self._bonds(args, "bond/show")]
+        if as_json:
+            return sts
+        return "".join(format_bond_show(st) for st in sts)
+
+
+def _yn(v):
+    return "true" if v else "false"
+
+
+def _info_lines(who, info):
+    return [f"  {who} sys_id: {info['system']}",
+            f"  {who} sys_priority: {info['system_priority']}",
+            f"  {who} port_id: {info['port']}",
+            f"  {who} port_priority: {info['port_priority']}",
+            f"  {who} key: {info['key']}",
+            f"  {who} state: {' '.join(info.get('state_names') or []) or 'none'}"]
+
+
+def format_lacp_show(st):
+    """One bond's lacp/show text (lacp.Bond.status() + BondController extras)."""
+    lines = [f"---- {st['name']} ----"]
+    if not st.get("lacp"):
+        lines.append("  status: off (LACP disabled: static aggregation)")
+    else:
+        lines.append(f"  status: {st['mode']}"
+                     + (" negotiated" if st.get("negotiated") else ""))
+    lines += [f"  sys_id: {st['system']}",
+              f"  sys_priority: {st['system_priority']}",
+              f"  aggregation key: {st['key']}",
+              f"  lacp_time: {st['rate']}",
+              f"  lacp_fallback_ab: {_yn(st.get('fallback'))}"
+              + (f" (active on {st['fallback_member']})" if st.get("fallback_active") else "")]
+    p = st.get("partner")
+    lines.append("  partner: " + (f"{p['system_priority']},{p['system']} key {p['key']}"
+                                  if p else "none"))
+    lines.append("  distributing: " + (", ".join(str(x) for x in st.get("distributing") or [])
+                                       or "none"))
+    c = st.get("counters") or {}
+    errs = c.get("errors") or {}
+    lines.append(f"  lacpdus: rx {c.get('lacpdus_rx', 0)} tx {c.get('lacpdus_tx', 0)}"
+                 f" errors {c.get('rx_errors', 0)}"
+                 + (" (" + ", ".join(f"{k} {v}" for k, v in errs.items() if v) + ")"
+                    if any(errs.values()) else "")
+                 + f" ignored {c.get('rx_ignored', 0)} loopback {c.get('loopback', 0)};"
+                 f" markers rx {c.get('markers_rx', 0)} responses tx "
+                 f"{c.get('marker_responses_tx', 0)}")
+    for m in st.get("members", []):
+        rx = (m.get("receive") or "").lower()
+        rx_word = {"current": "current", "expired": "expired", "defaulted": "defaulted"}.get(
+            rx, rx.replace("_", " "))
+        att = "attached" if m.get("mux") in ("ATTACHED", "COLLECTING_DISTRIBUTING") else "detached"
+        lines += ["", f"member: {m.get('name', m['member'])}: {rx_word} {att}"
+                  + (" looped" if m.get("looped") else "")
+                  + (" (fallback)" if m.get("fallback") else ""),
+                  f"  port_id: {m['port_id']}",
+                  f"  port_priority: {m['port_priority']}",
+                  f"  link: {'up' if m.get('link_up') else 'down'}",
+                  f"  may_enable: {_yn(m.get('distributing'))}",
+                  f"  machines: receive {m.get('receive')}, mux {m.get('mux')}, "
+                  f"selected {m.get('selected')}, periodic {m.get('periodic')}, "
+                  f"churn actor {m.get('actor_churn')} partner {m.get('partner_churn')}"]
+        mc = m.get("counters") or {}
+        lines.append(f"  lacpdus: rx {mc.get('lacpdus_rx', 0)} tx {mc.get('lacpdus_tx', 0)}"
+                     f" errors {mc.get('rx_errors', 0)}")
+        lines.append("")
+        lines += _info_lines("actor", m["actor"])
+        lines.append("")
+        lines += _info_lines("partner", m["partner"])
+    return "\n".join(lines) + "\n"
+
+
+def format_bond_show(st):
+    """One bond's bond/show text (BondController.status())."""
+    lines = [f"---- {st['name']} ----",
+             f"bond_mode: {st['mode']}",
+             f"hash: {st['hash']}",
+             f"ofport: {st['ofport']}",
+             f"bond link: {'up' if st['link_up'] else 'down'}",
+             f"lacp_status: {st['lacp_status']}"
+             + (f" (lacp {st['lacp']}, lacp_time {st['lacp_time']})" if st["lacp"] != "off"
+                else ""),
+             f"lacp_fallback_ab: {_yn(st['lacp_fallback'])}"
+             + (" (active)" if st.get("fallback_active") else "")]
+    if st.get("next_rebalance_ms") is not None:
+        lines.append(f"next rebalance: {st['next_rebalance_ms']} ms")
+    lines.append(f"active member: {st.get('active_member') or 'none'}")
+    c = st.get("counters") or {}
+    lines.append(f"dropped: not collecting {c.get('not_collecting_dropped', 0)}, "
+                 f"no member {c.get('no_member_dropped', 0)}; fallback tx "
+                 f"{c.get('fallback_tx', 0)}; bucket moves {c.get('bucket_moves', 0)} "
+                 f"(rebalance {c.get('rebalance_moves', 0)}), failovers {c.get('failovers', 0)}")
+    lc = st.get("lacp_counters") or {}
+    if st["lacp"] != "off":
+        lines.append(f"lacpdus: rx {lc.get('lacpdus_rx', 0)} tx {lc.get('lacpdus_tx', 0)} "
+                     f"errors {lc.get('rx_errors', 0)}")
+    interval = st.get("load_interval")
+    for m in st["members"]:
+        state = "enabled" if m["enabled"] else "disabled"
+        lines += ["", f"member {m['name']}: {state}"]
+        if m.get("active"):
+            lines.append("  active member")
+        lines += [f"  link: {m['link']}",
+                  f"  may_enable: {_yn(m['distributing'])}, collecting: {_yn(m['collecting'])}",
+                  f"  lacp: {m['lacp']}",
+                  f"  buckets: {m['buckets']}",
+                  f"  load: {m['load_bytes'] // 1000} kB"
+                  + (f" in the last {interval:.1f} s" if interval else " (not measured yet)"),
+                  f"  rx: {m['rx_packets']} pkts {m['rx_bytes']} bytes; "
+                  f"tx: {m['tx_packets']} pkts {m['tx_bytes']} bytes",
+                  f"  dropped: rx {m['rx_dropped']} tx {m['tx_dropped']} "
+                  f"not collecting {m['not_collecting_dropped']}; errors rx {m['rx_errors']} "
+                  f"tx {m['tx_errors']}"]
+    return "\n".join(lines) + "\n"
 
 
 def _pkt_bytes(b):

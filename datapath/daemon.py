@@ -12,7 +12,11 @@ Who uses it: datapath/cli.py (main_run -> run(cfg)).  What it does, in order:
     case until the OpenFlow agent exists, table-0 misses go to NORMAL and
     the switch learns like an OVS bridge: Datapath.fail_standalone),
     the configured flows, then the engine thread.
-  serve (asyncio loop): the ctl socket, the netlink link monitor, the
+  serve (asyncio loop): the ctl socket, the bond controllers (LACPDUs in
+    and out, timers, rebalancing; member link changes come from the link
+    monitor; a bond's own link state goes through the same path as a
+    port's, so PORT_STATUS tells controllers when it goes up or down),
+    the netlink link monitor, the
     OpenFlow agent and its channels (datapath/ofp/agent.py, channel.py:
     --controller connections, --listen listeners, TLS files from
     --ssl-key/--ssl-cert/--ssl-ca).  Fail mode with no controller
@@ -152,6 +156,9 @@ class Daemon:
         # --- OpenFlow (ofagent helper): the agent and its connections
         self.agent = None
         self.channels = None
+        # --- bonds: name -> BondController; link monitor keys of members
+        self.bonds = {}
+        self._member_keys = {}       # negative key -> (BondController, member index)
 
     # ---------------------------------------------------------------- setup
     def setup(self):
@@ -165,9 +172,18 @@ class Daemon:
         self._lock(cfg.ctl + ".lock", lambda pid: (
             f"control socket {cfg.ctl} belongs to another running vdp (pid {pid})"))
         run_dir = default_run_dir()
-        for pc in cfg.ports:
+        for pc in cfg.interfaces():
             self._lock(os.path.join(run_dir, f"port-{pc.name}.lock"), lambda pid, n=pc.name: (
                 f"port {n} is already used by another vdp (pid {pid}); refusing to start"))
+        if self.netlink:
+            # every interface must exist before anything is opened
+            for port in cfg.ports:
+                for pc in port.interfaces():
+                    if pc.type == "afpacket" and _ifindex(pc.name) == 0:
+                        if port.type == "bond":
+                            raise DaemonError(f"bond {port.name}: member {pc.name}: no such "
+                                              "interface")
+                        raise DaemonError(f"port {pc.name}: cannot open: no such interface")
 
         if self.fp is None:
             try:
@@ -180,20 +196,30 @@ class Daemon:
         self.dp = fp.Datapath(n_tables=254)
 
         for pc in cfg.ports:
-            port = self._open_port(pc)
+            port = self._open_bond(pc) if pc.type == "bond" else self._open_port(pc)
             try:
                 self.dp.attach_port(pc.ofport, port)
             except Exception as e:
                 port.close()
                 raise DaemonError(f"port {pc.name}: cannot attach as port {pc.ofport}: {e}") from None
             self.ports[pc.ofport] = port
-            log.info("port %d: %s (%s)", pc.ofport, pc.name, pc.type)
+            if pc.type == "bond":
+                b = pc.bond
+                log.info("port %d: %s (bond of %s; %s, lacp %s%s)", pc.ofport, pc.name,
+                         ", ".join(str(m) for m in pc.members), b.mode, b.lacp,
+                         f" {b.lacp_time}" if b.lacp != "off" else "")
+            else:
+                log.info("port %d: %s (%s)", pc.ofport, pc.name, pc.type)
 
         dpid = cfg.dpid if cfg.dpid is not None else derive_dpid(self.ports.values(), cfg.name)
         self.state = ctlmod.SwitchState(
             name=cfg.name, dpid=dpid, fail_mode=cfg.fail_mode,
             n_tables=int(getattr(self.dp, "n_tables", 254)),
             controllers=[str(c) for c in cfg.controllers], listen=[str(x) for x in cfg.listen])
+
+        self.state.bonds = self.bonds
+        for pc in cfg.bonds():
+            self._start_bond(pc)
 
         self._install()
         self.dp.start()
@@ -237,6 +263,47 @@ class Daemon:
             except Exception as e:
                 log.warning("port %s: cannot set it up: %s", pc.name, e)
         return port
+
+    def _open_bond(self, pc):
+        """The BondPort of bond pc over its members (opened like ports)."""
+        fp = self.fp
+        if getattr(fp, "BondPort", None) is None:
+            raise DaemonError(f"bond {pc.name}: this fast path has no bonds")
+        from .bond import HASH_OF
+        members = []
+        try:
+            for m in pc.members:
+                try:
+                    members.append(self._open_port(m))
+                except DaemonError as e:
+                    raise DaemonError(f"bond {pc.name}: member {e}") from None
+            try:
+                return fp.BondPort(pc.name, members, mode=HASH_OF[pc.bond.mode])
+            except (ValueError, TypeError) as e:
+                raise DaemonError(f"bond {pc.name}: {e}") from None
+        except BaseException:
+            for m in members:
+                try:
+                    m.close()
+                except Exception:
+                    pass
+            raise
+
+    def _start_bond(self, pc):
+        from .bond import BondController, BondError
+        port = self.ports[pc.ofport]
+        flush = getattr(self.dp, "flush", None)
+        try:
+            ctrl = BondController(pc.bond, port, ofport=pc.ofport, dp=self.dp,
+                                  on_link=lambda up, why, n=pc.ofport: self._link_changed(n, up, why),
+                                  flush=flush, now=time.monotonic())
+        except BondError as e:
+            raise DaemonError(str(e)) from None
+        self.bonds[pc.name] = ctrl
+        # the link monitor reports members under negative keys (never an
+        # OpenFlow port number); _link_changed hands those to the bond
+        for i in range(ctrl.n):
+            self._member_keys[-(len(self._member_keys) + 1)] = (ctrl, i)
 
     def _install(self):
         cfg, dp = self.cfg, self.dp
@@ -284,8 +351,14 @@ class Daemon:
         except OSError as e:
             raise DaemonError(f"control socket {self.cfg.ctl}: {e.strerror or e}") from None
 
+        for ctrl in self.bonds.values():
+            ctrl.attach(loop)
         if self.netlink:
             await self._start_linkmon()
+        if self.linkmon is None:
+            for ctrl in self.bonds.values():      # no netlink: members assumed up
+                for i in range(ctrl.n):
+                    ctrl.link_event(i, True, "assumed up")
 
         # --- OpenFlow (ofagent helper) -------------------------------------
         await self._start_openflow()
@@ -324,6 +397,8 @@ class Daemon:
                 self.channels = None
             if self.linkmon is not None:
                 await self.linkmon.close()
+            for ctrl in self.bonds.values():
+                ctrl.detach()
             await self.ctl_server.close()
 
     def _on_signal(self, sig):
@@ -338,8 +413,15 @@ class Daemon:
     async def _start_linkmon(self):
         from .linkmon import LinkMonitor
         self.linkmon = LinkMonitor(self._link_changed)
+        bond_ports = {c.ofport for c in self.bonds.values()}
         for n, p in self.ports.items():
+            if n in bond_ports:
+                continue                 # its link is its members' business
             self.linkmon.watch(n, getattr(p, "ifindex", 0) or _ifindex(p.name), p.name)
+        # bond members, under their negative keys (see _start_bond)
+        for key, (ctrl, i) in self._member_keys.items():
+            m = ctrl.port.members[i]
+            self.linkmon.watch(key, getattr(m, "ifindex", 0) or _ifindex(m.name), m.name)
         try:
             await self.linkmon.start()
         except Exception as e:
@@ -376,6 +458,10 @@ class Daemon:
     # --- end OpenFlow -----------------------------------------------------
 
     def _link_changed(self, ofport, up, why):
+        if ofport < 0:                         # a bond member (see _start_linkmon)
+            ctrl, i = self._member_keys[ofport]
+            ctrl.link_event(i, up, why)
+            return
         self.dp.set_port_link(ofport, up)
         if self.agent is not None:             # PORT_STATUS (ofagent helper)
             self.agent.port_changed(ofport)
@@ -426,6 +512,8 @@ class Daemon:
     # ------------------------------------------------------------- teardown
     def teardown(self):
         """Releases everything setup() took; safe after a partial setup."""
+        for ctrl in self.bonds.values():
+            ctrl.detach()
         if self.engine_running:
             try:
                 self.dp.stop()

@@ -39,6 +39,13 @@ class Datapath(_fp.Datapath):
         """Stop the engine thread; returns once it has exited."""
         _fp.engine_stop(self)
 
+    def flush(self):
+        """tx_flush every attached port now (frames the control plane
+        queued, e.g. LACPDUs from BondPort.send_on_member, leave at once
+        instead of with the engine's next pass).  Safe beside a running
+        engine (takes the datapath lock)."""
+        _fp.engine_flush(self)
+
     def poll_once(self, timeout_ms=0):
         """One engine pass in this thread: wait up to timeout_ms for frames
         on the attached ports, run what arrived.  Returns frames run."""

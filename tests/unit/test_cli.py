@@ -276,3 +276,79 @@ def test_python_m_entry_point():
                        capture_output=True, text=True, env=env, cwd="/", timeout=60)
     assert p.returncode == 2
     assert "--dpid" in p.stderr and "bad" in p.stderr
+
+
+# ---------------------------------------------------------------- bonds
+
+def test_run_bonds_and_ports_numbered_in_order(captured_run):
+    rc = cli.main(["run", "--port", "a", "--bond", "b0=x,y", "--port", "tap:t", "--bond",
+                   "b1=u,v,w", "--bond-mode", "balance-tcp", "--lacp", "active",
+                   "--lacp-time", "fast", "--lacp-system-priority", "100", "--lacp-key", "7",
+                   "--lacp-system-id", "02:00:00:00:00:aa", "--lacp-port-priority", "9",
+                   "--lacp-fallback", "--bond-rebalance-interval", "0"])
+    assert rc == 0
+    cfg = captured_run["cfg"]
+    assert [(p.ofport, p.name, p.type) for p in cfg.ports] == [
+        (1, "a", "afpacket"), (2, "b0", "bond"), (3, "t", "tap"), (4, "b1", "bond")]
+    b = cfg.ports[3].bond
+    assert b.member_names() == ["u", "v", "w"]
+    assert (b.mode, b.lacp, b.lacp_time, b.system_priority, b.key, b.system_id, b.fallback,
+            b.rebalance_interval) == ("balance-l4", "active", "fast", 100, 7,
+                                      "02:00:00:00:00:aa", True, 0.0)
+    assert [m.port_priority for m in b.members] == [9, 9, 9]
+    assert [i.name for i in cfg.interfaces()] == ["a", "x", "y", "t", "u", "v", "w"]
+
+
+def test_run_bond_alone_is_valid_with_defaults(captured_run):
+    assert cli.main(["run", "--bond", "bond0=e1,e2"]) == 0
+    cfg = captured_run["cfg"]
+    assert [(p.ofport, p.name) for p in cfg.ports] == [(1, "bond0")]
+    b = cfg.ports[0].bond
+    assert (b.mode, b.lacp, b.lacp_time, b.fallback, b.key) == (
+        "active-backup", "off", "slow", False, None)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--bond", "b0"], ["--bond", "NAME=IF1,IF2"]),
+    (["--bond", "b0=a,,b"], ["--bond", "empty member"]),
+    (["--bond", "b/0=a,b"], ["--bond", "bad bond name"]),
+    (["--bond", "b0=a,b/c"], ["--bond", "b/c"]),
+    (["--bond", "b0=a,b", "--lacp", "on"], ["--lacp", "'on'"]),
+    (["--bond", "b0=a,b", "--lacp-time", "medium"], ["--lacp-time"]),
+    (["--bond", "b0=a,b", "--lacp-key", "x"], ["--lacp-key"]),
+])
+def test_run_bad_bond_flags(capsys, captured_run, argv, words):
+    err = usage_error(capsys, ["run"] + argv)
+    for w in words:
+        assert w in err, err
+    assert "cfg" not in captured_run
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--bond", "b0=a,b", "--bond-mode", "round-robin"], ["--bond-mode", "round-robin"]),
+    (["--bond", "b0=a,a"], ["--bond", "member 'a' given twice"]),
+    (["--bond", "b0=a,b", "--bond", "b1=b,c"], ["--bond", "bond b1", "'b'", "bond b0"]),
+    (["--port", "a", "--bond", "b0=a,b"], ["--bond", "'a'", "already used by a port"]),
+    (["--bond", "b0=a,b", "--port", "b"], ["--port", "'b'", "member of bond b0"]),
+    (["--port", "b0", "--bond", "b0=a,b"], ["'b0'", "both a port and a bond"]),
+    (["--bond", "b0=a,b", "--lacp-key", "0"], ["--lacp-key", "1..65535"]),
+    (["--bond", "b0=a,b", "--lacp-system-id", "01:00:00:00:00:01"], ["--lacp-system-id",
+                                                                     "unicast"]),
+    (["--bond", "b0=a,b", "--lacp-port-priority", "70000"], ["--lacp-port-priority"]),
+    (["--bond", "b0=" + ",".join(f"e{i}" for i in range(17))], ["--bond", "at most 16"]),
+])
+def test_run_bond_config_errors_refuse_all(capsys, captured_run, argv, words):
+    assert cli.main(["run"] + argv) == 2
+    err = capsys.readouterr().err
+    for w in words:
+        assert w in err, err
+    assert "cfg" not in captured_run
+
+
+def test_run_help_lists_bond_flags(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    out = capsys.readouterr().out
+    for f in ("--bond", "--bond-mode", "--lacp", "--lacp-time", "--lacp-system-priority",
+              "--lacp-key", "--lacp-port-priority", "--lacp-fallback"):
+        assert f in out

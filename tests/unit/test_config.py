@@ -486,3 +486,100 @@ def test_tls_key_must_be_a_string(tmp_path):
         """)
     assert "line 2: ssl_ca: expected a string, got an integer" in msg
     assert "ssl_key" in error_of(tmp_path, 'ssl_keys = "x"\n')      # unknown key lists it
+
+
+# ---------------------------------------------------------------- bonds
+
+def test_bond_tables(tmp_path):
+    cfg = load_config(toml(tmp_path, """\
+        ports = ["p1", {type = "bond", name = "inl", members = ["i1", "i2"]}, "p2"]
+        lacp = "active"
+        lacp_time = "fast"
+        bond_mode = "balance-l3"
+
+        [[bond]]
+        name = "bond0"
+        members = ["e1", "tap:t2", {name = "e3", port_priority = 100, port_id = 9}]
+        mode = "balance-slb"
+        lacp_key = 4
+        lacp_port_priority = 200
+        lacp_fallback = true
+        rebalance_interval = 2.5
+
+        [[bond]]
+        name = "bond1"
+        members = ["f1"]
+        lacp = "off"
+        ofport = 10
+        """))
+    assert [(p.ofport, p.name, p.type) for p in cfg.ports] == [
+        (1, "p1", "afpacket"), (2, "inl", "bond"), (3, "p2", "afpacket"), (4, "bond0", "bond"),
+        (10, "bond1", "bond")]
+    inl, b0, b1 = cfg.ports[1].bond, cfg.ports[3].bond, cfg.ports[4].bond
+    assert (inl.mode, inl.lacp, inl.lacp_time) == ("balance-l3", "active", "fast")
+    assert (b0.mode, b0.lacp, b0.lacp_time, b0.key, b0.fallback, b0.rebalance_interval) == (
+        "balance-slb", "active", "fast", 4, True, 2.5)
+    assert [(m.name, m.port_priority, m.port_id) for m in b0.members] == [
+        ("e1", 200, None), ("t2", 200, None), ("e3", 100, 9)]
+    assert [(m.name, m.type) for m in cfg.ports[3].members] == [
+        ("e1", "afpacket"), ("t2", "tap"), ("e3", "afpacket")]
+    assert (b1.lacp, b1.mode) == ("off", "balance-l3")
+    assert cfg.port_names()["bond0"] == 4
+
+
+def test_bond_flags_override_file_and_replace_ports(tmp_path):
+    path = toml(tmp_path, """\
+        ports = ["p1"]
+        [[bond]]
+        name = "bond0"
+        members = ["e1", "e2"]
+        mode = "balance-l2"
+        lacp = "passive"
+        """)
+    cfg = load_config(path, {"lacp": "active", "bond_mode": "active-backup"})
+    b = cfg.ports[1].bond
+    assert (b.lacp, b.mode) == ("active", "active-backup")
+    cfg = load_config(path, {"ports": ["p9"]})
+    assert [p.name for p in cfg.ports] == ["p9"], "--port replaces the file's bonds too"
+
+
+def test_flows_may_name_a_bond(tmp_path):
+    cfg = load_config(toml(tmp_path, """\
+        ports = ["p1"]
+        flows = ["in_port=bond0,actions=output:p1"]
+        [[bond]]
+        name = "bond0"
+        members = ["e1", "e2"]
+        """))
+    assert cfg.flows[0].match.fields == {"in_port": (2, None)}
+
+
+@pytest.mark.parametrize("text, words", [
+    ('[[bond]]\nname = "b0"\nmembers = ["a", "a"]\n', ["bond[0]", "line 3", "given twice"]),
+    ('[[bond]]\nname = "b0"\nmembers = ["a"]\nmode = "rr"\n', ["bond[0]", "bond mode", "'rr'"]),
+    ('[[bond]]\nname = "b0"\nmembers = ["a"]\nspeed = 1\n', ["bond[0]", "unknown key 'speed'"]),
+    ('[[bond]]\nname = "b0"\nmembers = []\n', ["bond[0]", "non-empty list"]),
+    ('[[bond]]\nmembers = ["a"]\n', ["bond[0]", "missing 'name'"]),
+    ('[[bond]]\nname = "b0"\nmembers = ["a"]\nlacp_key = "1"\n', ["lacp_key", "integer"]),
+    ('[[bond]]\nname = "b0"\nmembers = ["a"]\nlacp_fallback = 1\n', ["lacp_fallback",
+                                                                    "boolean"]),
+    ('[[bond]]\nname = "b0"\nmembers = [{name = "a", prio = 1}]\n', ["unknown key 'prio'"]),
+    ('[[bond]]\nname = "b0"\nmembers = ["a"]\nofport = 0\n', ["bad ofport 0"]),
+    ('ports = ["a"]\n[[bond]]\nname = "b0"\nmembers = ["a", "b"]\n',
+     ["bond[0]", "member 'a' is already used by a port"]),
+    ('[[bond]]\nname = "b0"\nmembers = ["a"]\n[[bond]]\nname = "b1"\nmembers = ["a"]\n',
+     ["bond[1]", "line 5", "member 'a' is already used by bond b0"]),
+    ('[[bond]]\nname = "b0"\nmembers = ["a"]\n[[bond]]\nname = "b0"\nmembers = ["c"]\n',
+     ["bond[1]", "bond 'b0' given twice"]),
+    ('[[bond]]\nname = "b0"\nmembers = ["a"]\n[[bond]]\nname = "a"\nmembers = ["c"]\n',
+     ["bond[1]", "already used by bond b0"]),
+    ('lacp = "on"\nports = ["a"]\n', ["lacp", "line 1", "'on'"]),
+    ('bond_mode = 3\nports = ["a"]\n', ["bond_mode", "expected a string"]),
+    ('bond = 3\n', ["bond", "[[bond]] tables"]),
+    ('ports = [{name = "b0", type = "bond", members = ["a"], mode = "x"}]\n',
+     ["ports[0]", "bond mode"]),
+])
+def test_bond_errors(tmp_path, text, words):
+    msg = error_of(tmp_path, text)
+    for w in words:
+        assert w in msg, msg

@@ -901,3 +901,98 @@ def test_real_datapath_through_ctl(real_switch):
     assert okj(sw, "del-flows", "in_port=1,ip") == {"deleted": 1}
     assert okj(sw, "del-flows", "in_port=1") == {"deleted": 1}
     assert okj(sw, "dump-flows") == []
+
+
+# ---------------------------------------------------------------- bonds: lacp/show, bond/show
+
+@pytest.fixture
+def bond_switch(sock_dir):
+    """A CtlServer whose switch has two bonds: ab (LACP, negotiated with a
+    peer switch through dummy wires, see test_bond_control.Net) and st
+    (static active-backup, one member up)."""
+    pytest.importorskip("datapath.fastpath", exc_type=ImportError)
+    from datapath import bond as B
+    from datapath.fastpath import BondPort, DummyPort
+    from test_bond_control import Net
+    net = Net(2, a=dict(lacp="active", lacp_time="fast", mode="balance-l4"),
+              b=dict(lacp="active", lacp_time="fast", mode="balance-l4"))
+    net.run(5)
+    members = [DummyPort("sm0"), DummyPort("sm1")]
+    st_port = BondPort("st", members)
+    st = B.BondController(B.BondSettings("st", ["sm0", "sm1"]), st_port, ofport=3)
+    st.link(1, True, 0)
+    state = ctlmod.SwitchState(name="bsw", dpid=7, fail_mode="secure")
+    state.bonds = {"abond": net.A.ctl, "st": st}
+    path = os.path.join(sock_dir, "bsw.ctl")
+    server = ctlmod.CtlServer(path, ctlmod.Commands(net.A.dp, state))
+    lt = LoopThread()
+    lt.run(server.start())
+    yield types.SimpleNamespace(net=net, st=st, state=state, path=path)
+    lt.run(server.close())
+    lt.close()
+
+
+def test_lacp_show_json(bond_switch):
+    sw = bond_switch
+    res = okj(sw, "lacp/show")
+    assert [b["name"] for b in res] == ["abond", "st"]
+    ab = res[0]
+    assert ab["status"] == "negotiated" and ab["negotiated"] is True
+    assert ab["mode"] == "active" and ab["rate"] == "fast"
+    assert ab["partner"]["system"] == sw.net.B.ctl.lacp_status()["system"]
+    assert [m["name"] for m in ab["members"]] == ["am0", "am1"]
+    for m in ab["members"]:
+        assert m["mux"] == "COLLECTING_DISTRIBUTING"
+        assert "distributing" in m["actor"]["state_names"]
+        assert "distributing" in m["partner"]["state_names"]
+        assert m["counters"]["lacpdus_rx"] > 0
+    assert res[1]["status"] == "off" and res[1]["lacp"] is False
+    one = okj(sw, "lacp/show", "abond")
+    assert len(one) == 1 and one[0]["name"] == "abond"
+
+
+def test_lacp_show_text(bond_switch):
+    out = ok(bond_switch, "lacp/show", "abond")
+    assert out.startswith("---- abond ----\n")
+    assert "  status: active negotiated\n" in out
+    assert "member: am0: current attached\n" in out and "member: am1: current attached\n" in out
+    assert "  actor state: activity timeout aggregation synchronized collecting distributing\n" in out
+    assert "  partner state: activity timeout aggregation synchronized collecting distributing\n" in out
+    assert "  lacp_time: fast\n" in out
+    out = ok(bond_switch, "lacp/show", "st")
+    assert "status: off" in out
+
+
+def test_bond_show_json_and_text(bond_switch):
+    sw = bond_switch
+    res = okj(sw, "bond/show")
+    ab, st = res
+    assert ab["mode"] == "balance-l4" and ab["lacp_status"] == "negotiated" and ab["link_up"]
+    assert [m["buckets"] for m in ab["members"]] == [128, 128]
+    assert all(m["enabled"] and m["collecting"] for m in ab["members"])
+    assert ab["next_rebalance_ms"] is not None
+    assert st["mode"] == "active-backup" and st["active_member"] == "sm1"
+    assert [(m["name"], m["enabled"], m["buckets"], m["link_up"]) for m in st["members"]] == [
+        ("sm0", False, 0, False), ("sm1", True, 256, True)]
+    text = ok(sw, "bond/show", "st")
+    assert text.startswith("---- st ----\nbond_mode: active-backup\n")
+    assert "member sm1: enabled\n  active member\n" in text
+    assert "member sm0: disabled\n" in text and "  buckets: 256\n" in text
+    assert "lacp_status: off" in text
+    text = ok(sw, "bond/show")
+    assert "---- abond ----" in text and "lacp_status: negotiated (lacp active" in text
+
+
+def test_bond_commands_errors(bond_switch):
+    err = fail(bond_switch, "bond/show", "nope")
+    assert "no bond named 'nope'" in err and "abond, st" in err
+    err = fail(bond_switch, "lacp/show", "nope")
+    assert "no bond named 'nope'" in err
+    rc, out, err = vctl(bond_switch, "bond/show", "a", "b")
+    assert rc == 2 and "unexpected argument 'b'" in err
+
+
+def test_bond_commands_without_bonds(switch):
+    assert okj(switch, "bond/show") == []
+    assert ok(switch, "lacp/show") == ""
+    assert "none configured" in fail(switch, "bond/show", "x")
