@@ -8,7 +8,7 @@ VDP_ANNOTATE=1 to get Cython's HTML annotation of the .pyx, VDP_DEBUG=1 for
 import glob
 import os
 
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
 
 try:
     from Cython.Build import cythonize
@@ -37,7 +37,7 @@ setup(
     name="vdp",
     version="0.1.0",
     description="A software-defined data plane for Linux with an OpenFlow 1.3 pipeline",
-    packages=["ext", "datapath", "controller"],
+    packages=find_packages(include=["ext", "datapath", "datapath.*", "controller", "controller.*"]),
     ext_modules=cythonize(
         extensions,
         language_level=3,

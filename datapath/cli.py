@@ -9,6 +9,9 @@
             [--ssl-key FILE --ssl-cert FILE --ssl-ca FILE]
             [--fail-mode standalone|secure] [--ctl PATH] [-v]
     vdp ctl [--ctl PATH] [--json] [--strict] CMD [ARG...]
+    vdp controller [l2|stp|vrrp|MODULE ...] [--config FILE] [--ofp-tcp-listen-port P]
+                   [--ofp-listen-host H] [os-ken options]
+    vdp controller status stp|vrrp [--socket PATH] [--json]
 
 Exit status: 0 ok; 1 the command failed (daemon refused, ctl error: message
 on stderr); 2 bad usage (a bad flag or value, a bad config file).
@@ -18,6 +21,7 @@ docs/cli.md documents every command.  Installed as the `vdp` console script
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import config as C
@@ -131,7 +135,14 @@ TOP_USAGE = """usage: vdp run [--config FILE] [--name BR] [--dpid ID] --port IF 
                [--ssl-key FILE --ssl-cert FILE --ssl-ca FILE]
                [--fail-mode standalone|secure] [--ctl PATH]
        vdp ctl [--ctl PATH] [--json] CMD [ARG...]
+       vdp controller [l2|stp|vrrp ...] [--config FILE] [--ofp-tcp-listen-port P] [--ofp-listen-host H]
+       vdp controller status stp|vrrp [--socket PATH] [--json]
 """
+
+# `vdp controller` app names -> os-ken app modules (controller/).  Anything
+# else containing a dot is taken as a module path (another os-ken app).
+CONTROLLER_APPS = {"l2": "controller.l2.app", "stp": "controller.stp.app",
+                   "vrrp": "controller.vrrp.app"}
 
 
 def build_config(args):
@@ -195,6 +206,43 @@ def main_ctl(argv, stdout=None, stderr=None):
     return 0
 
 
+def controller_argv(argv):
+    """The command line `vdp controller ARGS` runs, as a list (argv[0] is
+    this Python).  The controller side runs in its own process: the datapath
+    never imports controller/, which talks to switches only over OpenFlow.
+    Raises ValueError naming a bad app or status target."""
+    py = [sys.executable, "-m"]
+    if argv and argv[0] in ("status", "show"):
+        if len(argv) < 2 or argv[1] not in ("stp", "vrrp"):
+            raise ValueError("status needs an app: stp or vrrp")
+        return py + [CONTROLLER_APPS[argv[1]], "status"] + argv[2:]
+    apps, i = [], 0
+    while i < len(argv) and not argv[i].startswith("-"):
+        name = argv[i]
+        if name in CONTROLLER_APPS:
+            apps.append(CONTROLLER_APPS[name])
+        elif "." in name:
+            apps.append(name)
+        else:
+            raise ValueError(f"unknown app {name!r} (expected l2, stp, vrrp or a module path)")
+        i += 1
+    return py + ["controller.launcher"] + (apps or [CONTROLLER_APPS["l2"]]) + argv[i:]
+
+
+def main_controller(argv):
+    if argv and argv[0] in ("-h", "--help"):
+        sys.stdout.write(__doc__.split("Exit status")[0])
+        return 0
+    try:
+        cmd = controller_argv(argv)
+    except ValueError as e:
+        print(f"vdp controller: error: {e}", file=sys.stderr)
+        return 2
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(cmd[0], cmd)
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -206,8 +254,11 @@ def main(argv=None):
         return main_run(rest)
     if cmd == "ctl":
         return main_ctl(rest)
+    if cmd == "controller":
+        return main_controller(rest)
     sys.stderr.write(TOP_USAGE)
-    print(f"vdp: error: unknown command {cmd!r} (expected run or ctl)", file=sys.stderr)
+    print(f"vdp: error: unknown command {cmd!r} (expected run, ctl or controller)",
+          file=sys.stderr)
     return 2
 
 

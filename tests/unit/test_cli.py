@@ -352,3 +352,21 @@ def test_run_help_lists_bond_flags(capsys):
     for f in ("--bond", "--bond-mode", "--lacp", "--lacp-time", "--lacp-system-priority",
               "--lacp-key", "--lacp-port-priority", "--lacp-fallback"):
         assert f in out
+
+
+def test_vdp_controller_command_lines():
+    """`vdp controller` maps app names to os-ken app modules and hands every
+    option to the launcher; status goes to the app's status client."""
+    py = [sys.executable, "-m"]
+    assert cli.controller_argv([]) == py + ["controller.launcher", "controller.l2.app"]
+    assert cli.controller_argv(["l2", "stp", "--config", "c.toml", "--ofp-tcp-listen-port",
+                                "6653"]) == py + [
+        "controller.launcher", "controller.l2.app", "controller.stp.app", "--config", "c.toml",
+        "--ofp-tcp-listen-port", "6653"]
+    assert cli.controller_argv(["vrrp", "my.app"])[-2:] == ["controller.vrrp.app", "my.app"]
+    assert cli.controller_argv(["status", "vrrp", "--json"]) == py + [
+        "controller.vrrp.app", "status", "--json"]
+    for bad in (["bogus"], ["status"], ["status", "l2"]):
+        with pytest.raises(ValueError):
+            cli.controller_argv(bad)
+    assert cli.main(["controller", "bogus"]) == 2
