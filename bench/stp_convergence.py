@@ -5,7 +5,7 @@
     python bench/stp_convergence.py --modes stp --timers default --cuts 1
     python bench/stp_convergence.py --json out.json
 
-What it builds (as tests/integration/test_stp.py does, reusing its ring
+What it builds (as tests/integration/test_stp_ring.py does, reusing its ring
 code): three `vdp run` daemons in a ring of veth pairs, each with a host,
 under one controller process running the `l2` and `stp` apps.  Once the
 ring has settled (one port blocked), for each cut:
@@ -46,7 +46,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 sys.path.insert(1, str(REPO))
 
-import test_stp as T  # noqa: E402
+import test_stp_ring as T  # noqa: E402
 from topo import run, tail, wait_for  # noqa: E402
 
 PROBE = r"""
