@@ -51,6 +51,7 @@ from .actions import ExperimenterAction, ExperimenterBand, ExperimenterInstructi
 from .codec import Framer, OFPError
 from .oxm import opaque_fields
 from .portdesc import describe
+from .reassembly import Reassembler
 
 log = logging.getLogger("vdp.ofp")
 
@@ -60,6 +61,9 @@ ECHO_INTERVAL = 5.0              # seconds of silence before an echo request
 ECHO_PROBES = 3                  # unanswered echo requests before disconnecting
 ASYNC_BACKLOG_LIMIT = 4 << 20    # bytes queued to a peer past which packet-ins are dropped
 TABLE_MAX_ENTRIES = 1 << 20
+# PACKET_OUTs whose header and action bytes repeat one already handled skip
+# decoding them again (see Session._packet_out_repeat); this many kept.
+PACKET_OUT_CACHE = 256
 
 # Default async configuration (OpenFlow 1.3.5 section 7.3.10 / Open vSwitch):
 # (master/equal mask, slave mask) for packet-in, port-status, flow-removed.
@@ -202,6 +206,9 @@ class Agent:
         for n, p in sorted(self._ports().items()):
             self._port_descs[n] = describe(dp, n, p, self._speeds)
             self._port_since[n] = self._now_ns()
+        # How many --controller targets the daemon was given: with some but
+        # none connected, fail mode standalone is fail-open (see below).
+        self.controllers_configured = 0
         self._update_fail_mode()
 
     # ----------------------------------------------------------------- sessions
@@ -228,13 +235,32 @@ class Agent:
         return sum(1 for s in self.sessions if s.ready and not s.service)
 
     def _update_fail_mode(self):
+        """Fail mode standalone, as Open vSwitch does it: a controller
+        connected -> the tables decide (FAIL_OFF); controllers configured but
+        none connected -> every frame goes to NORMAL whatever the tables hold
+        (FAIL_OPEN: flows a lost controller left cannot black-hole the
+        switch); none configured -> table-0 misses go to NORMAL and installed
+        flows still win (FAIL_MISS_NORMAL).  Service connections (ovs-ofctl
+        on a listener) are not controllers.  Fail mode secure: always OFF."""
         if self.fail_mode != "standalone" or not hasattr(self.dp, "fail_standalone"):
             return
-        want = self.controllers_connected() == 0
-        if bool(self.dp.fail_standalone) != want:
-            self.dp.fail_standalone = want
-            log.info("fail mode standalone: %s", "learning switch (no controller)" if want
-                     else "controller connected, NORMAL fallback off")
+        if self.controllers_connected():
+            want = 0
+        elif self.controllers_configured:
+            want = 2
+        else:
+            want = 1
+        if not hasattr(self.dp, "fail_standalone_mode"):      # a datapath without modes
+            want = bool(want)
+            if bool(self.dp.fail_standalone) != want:
+                self.dp.fail_standalone = want
+            return
+        if self.dp.fail_standalone_mode != want:
+            self.dp.fail_standalone_mode = want
+            log.info("fail mode standalone: %s", (
+                "controller connected, NORMAL fallback off",
+                "learning switch on table misses (no controller configured)",
+                "fail-open: every frame to NORMAL until a controller connects")[want])
 
     def _update_ttl_upcalls(self):
         if not hasattr(self.dp, "invalid_ttl_to_controller"):
@@ -409,6 +435,10 @@ class Session:
         self.xid = 0xF0000000           # our own requests (echo); far from controllers' xids
         self.rx_msgs = 0
         self.errors_sent = 0
+        # multipart requests split over several messages (OFPMPF_REQ_MORE)
+        self.reassembly = Reassembler()
+        # header+actions bytes of PACKET_OUTs handled -> (in_port, actions)
+        self._po_seen = {}
 
     def __repr__(self):
         return f"<Session {self.name or id(self)} role={self.role} ready={self.ready}>"
@@ -500,6 +530,19 @@ class Session:
 
     def handle_raw(self, raw):
         self.rx_msgs += 1
+        if (len(raw) >= 24 and raw[1] == C.OFPT_PACKET_OUT and type(raw) is bytes
+                and self._packet_out_repeat(raw)):
+            return
+        if raw[1] == C.OFPT_MULTIPART_REQUEST:
+            step = self.reassembly.feed(raw)
+            if not step.passthrough:
+                if not self.ready:
+                    self._become_ready()
+                for err in step.errors:
+                    self.send_error(err)
+                if step.request is not None:
+                    self._dispatch_guarded(step.request, step.raw)
+                return
         try:
             msg = MSG.decode(raw)
         except OFPError as e:
@@ -521,6 +564,10 @@ class Session:
             # No HELLO first: a 1.3 message (decode checked the version)
             # stands for one, as lenient switches do.
             self._become_ready()
+        self._dispatch_guarded(msg, raw)
+
+    def _dispatch_guarded(self, msg, raw):
+        """dispatch(), every failure answered with an OFPT_ERROR quoting raw."""
         try:
             self.dispatch(msg, raw)
         except OFPError as e:
@@ -651,7 +698,8 @@ class Session:
                                      cookie=spec.cookie, cookie_mask=msg.cookie_mask)
             self.agent.flows_removed([(st, C.OFPRR_DELETE) for st in removed or ()])
             return
-        _check_flow_spec(spec)
+        if not msg.basic:               # the codec saw an opaque OXM or an experimenter
+            _check_flow_spec(spec)
         if cmd == C.OFPFC_ADD:
             dp.flow_add(spec)
         else:
@@ -698,7 +746,39 @@ class Session:
             if not data:
                 raise OFPError(C.OFPET_BAD_REQUEST, C.OFPBRC_BAD_PACKET,
                                reason="packet_out without a packet")
-        self.dp.packet_out(data, in_port, tuple(msg.actions))
+        actions = tuple(msg.actions)
+        self.dp.packet_out(data, in_port, actions)
+        if msg.buffer_id == C.OFP_NO_BUFFER and type(raw) is bytes:
+            # Remember what these header and action bytes decoded to.
+            seen = self._po_seen
+            if len(seen) >= PACKET_OUT_CACHE:
+                seen.clear()
+            seen[raw[8:24 + ((raw[16] << 8) | raw[17])]] = (in_port, actions)
+
+    def _packet_out_repeat(self, raw):
+        """A PACKET_OUT whose bytes from buffer_id through the actions are
+        those of one this session handled before (a controller sending
+        frames with the same actions, typically one output): run it with
+        the actions decoded then, skipping the decoder, which costs more
+        than the rest.  Everything that can differ is checked again (role,
+        in_port still a port, a frame present); anything unusual, including
+        an error from the Datapath, returns False and the message takes the
+        full path, which answers it as usual.  True when it was handled."""
+        end = 24 + ((raw[16] << 8) | raw[17])
+        if (end >= len(raw) or raw[0] != C.OFP_VERSION or not self.ready
+                or self.role == C.OFPCR_ROLE_SLAVE):
+            return False
+        hit = self._po_seen.get(raw[8:end])
+        if hit is None:
+            return False
+        in_port, actions = hit
+        if in_port <= C.OFPP_MAX and in_port not in self.agent._ports():
+            return False
+        try:
+            self.dp.packet_out(raw[end:], in_port, actions)
+        except Exception:
+            return False
+        return True
 
     # -- ports, tables
     def _port_mod(self, msg, raw):
