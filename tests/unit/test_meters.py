@@ -190,3 +190,41 @@ def test_meter_table():
     assert t.stats(7)["packet_in_count"] == 5
     assert t.remove(7) and not t.remove(7) and t.stats(7) is None
     assert len(t.ids()) == 298
+
+
+# ---------------------------------------------------------------- the switch test tool's traffic
+def offer_ticks(m, pps, seconds, length, tick_ns=10_000_000):
+    """Traffic shaped like os-ken's switch test tool sends it: every 10 ms
+    tick a burst of pps x 10 ms packets (fractions carried over), all at the
+    tick's instant.  Returns {verdict: packets}."""
+    res = {"pass": 0, "drop": 0, "remark": 0}
+    acc = 0.0
+    for tick in range(int(seconds * S // tick_ns)):
+        acc += pps * tick_ns / S
+        n = int(acc)
+        acc -= n
+        for _ in range(n):
+            r = m.offer(tick * tick_ns, length)
+            res[r if isinstance(r, str) else r[0]] += 1
+    return res
+
+
+@pytest.mark.parametrize("rate,pps", [(100, 200), (1000, 2000), (10000, 20000)])
+def test_pktps_remark_band_is_exact_on_bursty_input(rate, pps):
+    """02_DSCP_REMARK_01_PKTPS_*: twice the band's rate for 30 s; the band
+    must remark exactly the excess (the tool allows 10%; we hold 0.5%)."""
+    m = fp.MeterTester(MeterSpec(1, OFPMF_PKTPS, (Band(OFPMBT_DSCP_REMARK, rate, prec_level=1),)))
+    r = offer_ticks(m, pps, 30, 1500)
+    conform = rate * 30 + rate // 10          # plus the initial 100 ms bucket
+    assert abs(r["pass"] - conform) <= conform * 0.005, r
+    assert r["pass"] + r["remark"] == pps * 30 and r["drop"] == 0
+
+
+@pytest.mark.parametrize("kbps,pps", [(1000, 175), (10000, 1750), (100000, 17500)])
+def test_kbps_drop_band_is_exact_on_bursty_input(kbps, pps):
+    """01_DROP_00_KBPS_*: 1500-byte frames at about twice the band's rate;
+    what passes is the band's rate in bits (1 kbit = 1000 bits)."""
+    m = fp.MeterTester(MeterSpec(1, OFPMF_KBPS, (Band(OFPMBT_DROP, kbps),)))
+    r = offer_ticks(m, pps, 30, 1500)
+    want_bytes = kbps * 1000 / 8 * 30.1       # 30 s plus the initial 100 ms bucket
+    assert abs(r["pass"] * 1500 - want_bytes) <= want_bytes * 0.005, r
