@@ -15,7 +15,7 @@ PYTEST = $(PYTHON) -m pytest
 # PYTHONPATH the caller had (a private build would otherwise win).
 RUN_ENV = PYTHONPATH=$(CURDIR)
 
-.PHONY: all deps build test demo bench clean
+.PHONY: all deps build test demo bench clean conformance
 
 # Exit 0 iff `import datapath` (outside the tree, no PYTHONPATH) comes from
 # the tree given as argv[1] and the `vdp` command is installed.
@@ -59,6 +59,11 @@ bench: deps build
 	if [ $$rc -eq 5 ]; then echo "make bench: pytest collected no benchmarks" >&2; exit 1; fi; \
 	[ $$rc -eq 0 ] || exit $$rc
 	$(RUN_ENV) $(PYTHON) bench/pps.py
+
+# os-ken's switch test tool, all 991 OpenFlow 1.3 cases, vdp as the target
+# (tests/conformance/runner.py); about 35 minutes.  Prints `passed N/991`.
+conformance: deps build
+	$(RUN_ENV) $(PYTHON) -m tests.conformance.runner --tester vdp --min 980
 
 clean:
 	rm -rf build *.egg-info ext/*.so ext/_fastpath.c ext/*.html \

@@ -4,7 +4,7 @@
     run_apps(["os_ken.tests.switch.tester"], ["--ofp-tcp-listen-port", "6653"])
 
 APP is a Python module defining an os-ken app (a subclass of
-os_ken.base.app_manager.OSKenApp), e.g. `os_ken.app.simple_switch_13`.
+os_ken.base.app_manager.OSKenApp), e.g. `os_ken.tests.switch.tester`.
 Options are os-ken's own (--ofp-tcp-listen-port, --ofp-listen-host,
 --log-file, --verbose, ...) plus any the apps register when imported
 (the switch test tool: --test-switch-dir, --test-switch-target, ...).
@@ -197,7 +197,7 @@ def main(args=None):
     args = sys.argv[1:] if args is None else list(args)
     if not args or args[0] in ("-h", "--help"):
         print(USAGE)
-        print("APP: a module defining an os-ken app, e.g. os_ken.app.simple_switch_13;")
+        print("APP: a module defining an os-ken app, e.g. os_ken.tests.switch.tester;")
         print("options: os-ken's and the apps' (after the apps are imported), e.g.")
         print("  --ofp-tcp-listen-port PORT --ofp-listen-host IP --log-file FILE --verbose")
         return 0 if args else 2
