@@ -568,10 +568,11 @@ def run(cfg: Config, verbose=0, fastpath=None, netlink=True):
     """Runs the daemon until SIGTERM/SIGINT; returns the exit status."""
     setup_logging(verbose)
     old = {s: signal.signal(s, _early_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    # Every installed flow keeps its Match object alive (ext holds a
-    # reference), so with 100k flows each full collection walks 100k+
-    # objects, and by default one runs each time the long-lived objects grew
-    # by 25%: again and again while a controller installs flows.  Young
+    # Flows added through ovs-ofctl syntax or the Python API keep their
+    # Match object alive (ext holds a reference; flows from OpenFlow keep
+    # only their OXM bytes), so with 100k such flows each full collection
+    # walks 100k+ objects, and by default one runs each time the long-lived
+    # objects grew by 25%: again and again while flows are installed.  Young
     # collections still find reference cycles; full ones wait for 1000
     # generation-1 passes.  (bench/ofp_rates.py: 1.3-2x flow-mods/s.)
     gc.set_threshold(700, 10, 1000)

@@ -13,8 +13,13 @@ from __future__ import annotations
 from ext import _fastpath as _fp
 
 from . import model as _model
+from .ofp import oxm as _oxm
 
 _fp.bind_model(_model)
+# Flow-mod matches the C checker accepts stay OXM bytes (oxm.WireMatch)
+# until flow_add turns them into the C key: see ext/pipeline.pxi.
+_fp.bind_wire_match(_oxm.WireMatch)
+_oxm.use_wire_check(_fp.oxm_check)
 
 FlowError = _fp.FlowError
 Upcall = _fp.Upcall

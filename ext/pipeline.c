@@ -33,6 +33,9 @@ uint64_t vdp_dp_now_ns(void)
 void vdp_dp_bump(vdp_dp *dp) { dp->generation++; }
 void vdp_dp_lock(vdp_dp *dp) { pthread_mutex_lock(&dp->lock); }
 void vdp_dp_unlock(vdp_dp *dp) { pthread_mutex_unlock(&dp->lock); }
+/* 0 when taken; the control plane tries this before releasing the GIL to
+ * wait (releasing and retaking the GIL costs more than an uncontended lock). */
+int vdp_dp_trylock(vdp_dp *dp) { return pthread_mutex_trylock(&dp->lock); }
 
 static int builder_reserve(vdp_builder *b, uint32_t extra)
 {

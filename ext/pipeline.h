@@ -187,6 +187,7 @@ vdp_dp *vdp_dp_new(uint32_t n_tables);
 void vdp_dp_free(vdp_dp *dp);
 uint64_t vdp_dp_now_ns(void);              /* CLOCK_MONOTONIC */
 void vdp_dp_bump(vdp_dp *dp);              /* generation++ */
+int vdp_dp_trylock(vdp_dp *dp);            /* 0: dp->lock taken without waiting */
 
 /* -------- ports (lock held) */
 int  vdp_dp_attach(vdp_dp *dp, uint32_t ofport, vdp_port *port, int offload_ok);

@@ -12,10 +12,14 @@
 # state, so it is safe beside a running engine thread.
 #
 # Python-side memory: each C flow entry holds references (vdp_flow.user) to
-# the Match object and instructions tuple flow_add was given, so flows()
-# returns the match in the order it was given.  No per-flow Python object is
-# created (the caller's objects are kept alive instead: do not mutate a
-# Match after handing it to flow_add).
+# its match and the instructions tuple flow_add was given, so flows()
+# returns the match in the order it was given.  The match is kept as the
+# OXM bytes when it came from the OpenFlow decoder as such (oxm.WireMatch:
+# one small object the cyclic GC never walks, turned back into a Match by
+# flows()), else as the Match object given (no copy: do not mutate a Match
+# after handing it to flow_add).  Instructions tuples are shared between
+# flows by the decoder, and flow_add reuses what it compiled for one
+# (_PlInsnTpl).
 import collections as _pl_collections
 import zlib as _pl_zlib
 from libc.stdlib cimport malloc, calloc, free, realloc
@@ -121,6 +125,7 @@ cdef extern from "pipeline.h" nogil:
     void vdp_dp_free(vdp_dp *dp)
     uint64_t vdp_dp_now_ns()
     void vdp_dp_bump(vdp_dp *dp)
+    int vdp_dp_trylock(vdp_dp *dp)
     int vdp_dp_attach(vdp_dp *dp, uint32_t ofport, vdp_port *port, int offload_ok)
     vdp_port *vdp_dp_detach(vdp_dp *dp, uint32_t ofport)
     int vdp_dp_set_offload(vdp_dp *dp, uint32_t ofport, int offload_ok)
@@ -402,6 +407,267 @@ cdef int _pl_match_to_key(object match, vdp_key *v, vdp_key *m, bint check) exce
     return 0
 
 
+# ---- OpenFlow-basic OXM TLVs <-> key/mask, without Python ints ------------
+# The flow-mod fast path (see datapath/ofp/oxm.py WireMatch): a decoded
+# FLOW_MOD's match arrives as its raw OXM TLVs, already accepted by
+# oxm_check() below at decode time.  flow_add converts those bytes straight
+# into the value/mask keys and keeps the bytes (one small object that the
+# cyclic GC never walks) as the flow's match; flows() turns them back into
+# a Match with _pl_oxm_fields().  Anything unusual (another OXM class, an
+# unknown field, a bad length, a duplicate, a value outside its width or
+# mask, an unmet prerequisite) makes _pl_oxm_to_key() answer -1, and the
+# caller takes the general path, which raises the precise error.
+cdef uint8_t _PL_OXM_SIZE[64]      # field id -> value bytes on the wire; 0: no fast path
+memset(_PL_OXM_SIZE, 0, sizeof(_PL_OXM_SIZE))
+for _pl_i in range(VDP_F_COUNT):
+    _pl_sz = (vdp_fields[_pl_i].nbits + 7) // 8
+    if vdp_fields[_pl_i].name == b"ipv6_flabel" or vdp_fields[_pl_i].name == b"mpls_label":
+        _pl_sz = 4                 # 20 bits in 4 bytes (oxm.FIELD_INFO)
+    if vdp_fields[_pl_i].is_bytes and vdp_fields[_pl_i].size != _pl_sz:
+        _pl_sz = 0
+    if not vdp_fields[_pl_i].is_bytes and (vdp_fields[_pl_i].size > 8 or _pl_sz > 8):
+        _pl_sz = 0
+    _PL_OXM_SIZE[_pl_i] = _pl_sz
+
+# field id -> model name (dict keys of decoded matches)
+cdef list _PL_FIELD_NAME = [vdp_fields[_pl_i].name.decode() for _pl_i in range(VDP_F_COUNT)]
+
+
+cdef inline uint64_t _pl_be(const uint8_t *p, int n) noexcept nogil:
+    cdef uint64_t x = 0
+    cdef int i
+    for i in range(n):
+        x = (x << 8) | p[i]
+    return x
+
+
+cdef inline void _pl_put(vdp_key *k, const vdp_field_info *fi, uint64_t x) noexcept nogil:
+    cdef uint8_t *dst = (<uint8_t *>k) + fi.offset
+    if fi.size == 1:
+        (<uint8_t *>dst)[0] = <uint8_t>x
+    elif fi.size == 2:
+        (<uint16_t *>dst)[0] = <uint16_t>x
+    elif fi.size == 4:
+        (<uint32_t *>dst)[0] = <uint32_t>x
+    else:
+        (<uint64_t *>dst)[0] = x
+
+
+cdef int _pl_oxm_to_key(const uint8_t *p, Py_ssize_t n, vdp_key *v, vdp_key *m,
+                        bint check) noexcept:
+    """OXM TLVs p[0:n] -> value/mask keys (value masked).  0 when every TLV
+    is a well-formed OpenFlow-basic field that oxm.decode_oxm_fields() and
+    _check_value() accept, no field repeats and (check) the prerequisites
+    hold with exact values, as oxm.check_prerequisites() wants; -1
+    otherwise (v/m are then garbage)."""
+    cdef Py_ssize_t off = 0
+    cdef uint32_t h, fid, hasmask, length, size
+    cdef uint64_t seen = 0, val, mk, full
+    cdef int et = -1, proto = -1, icmp6 = -1, i
+    cdef bint tagged = False
+    cdef const vdp_field_info *fi
+    cdef const uint8_t *q
+    memset(v, 0, sizeof(vdp_key))
+    memset(m, 0, sizeof(vdp_key))
+    while off < n:
+        if n - off < 4:
+            return -1
+        h = <uint32_t>_pl_be(p + off, 4)
+        if (h >> 16) != 0x8000:                      # OFPXMC_OPENFLOW_BASIC only
+            return -1
+        fid = (h >> 9) & 0x7f
+        hasmask = (h >> 8) & 1
+        length = h & 0xff
+        if fid >= VDP_F_COUNT or (seen >> fid) & 1:
+            return -1
+        size = _PL_OXM_SIZE[fid]
+        if size == 0 or length != (size * 2 if hasmask else size) or off + 4 + length > n:
+            return -1
+        fi = &vdp_fields[fid]
+        if hasmask and not fi.maskable:
+            return -1
+        q = p + off + 4
+        if fi.is_bytes:                              # MACs, IPv6: full-width bytes
+            memcpy((<uint8_t *>v) + fi.offset, q, size)
+            if hasmask:
+                for i in range(<int>size):
+                    if q[i] & ~q[size + i]:
+                        return -1                    # value bits outside the mask
+                memcpy((<uint8_t *>m) + fi.offset, q + size, size)
+            else:
+                memset((<uint8_t *>m) + fi.offset, 0xff, size)
+        else:
+            full = 0xffffffffffffffff if fi.nbits >= 64 else ((<uint64_t>1) << fi.nbits) - 1
+            val = _pl_be(q, size)
+            if val & ~full:
+                return -1
+            if hasmask:
+                mk = _pl_be(q + size, size)
+                if (mk & ~full) or (val & ~mk):
+                    return -1
+            else:
+                mk = full
+                if fid == 5:
+                    et = <int>val
+                elif fid == 10:
+                    proto = <int>val
+                elif fid == 29:
+                    icmp6 = <int>val
+            if fid == 6:                             # vlan_vid (see oxm._check_value)
+                if (mk & 0x1000) and not (val & 0x1000) and (val & 0x0fff):
+                    return -1
+                tagged = (val & mk & 0x1000) != 0
+            _pl_put(v, fi, val)
+            _pl_put(m, fi, mk)
+        seen |= (<uint64_t>1) << fid
+        off += 4 + length
+    if check:
+        for i in range(VDP_F_COUNT):
+            if (seen >> i) & 1 and not _pl_prereq_ok(i, et, proto, icmp6, tagged, seen & 1):
+                return -1
+    v.present |= seen
+    m.present |= seen
+    for i in range(VDP_KEY_WORDS):
+        v.w[i] &= m.w[i]
+    return 0
+
+
+def oxm_check(bytes oxm):
+    """True when the OXM TLVs `oxm` (an ofp_match's fields, no header or
+    padding) are OpenFlow-basic fields that decode and check cleanly
+    (values, masks, prerequisites) and that flow_add can take as they are:
+    the decoder's fast path (datapath/ofp/oxm.py decode_flow_match)."""
+    cdef vdp_key v, m
+    return _pl_oxm_to_key(<const uint8_t *>oxm, len(oxm), &v, &m, True) == 0
+
+
+cdef dict _pl_oxm_fields(bytes oxm):
+    """Stored OXM TLVs (accepted by _pl_oxm_to_key) -> {name: (value, mask
+    or None)} in wire order, as oxm.decode_oxm_fields() gives them."""
+    cdef const uint8_t *p = <const uint8_t *>oxm
+    cdef Py_ssize_t off = 0, n = len(oxm)
+    cdef uint32_t h, fid, size
+    cdef dict out = {}
+    while off + 4 <= n:
+        h = <uint32_t>_pl_be(p + off, 4)
+        fid = (h >> 9) & 0x7f
+        size = _PL_OXM_SIZE[fid]
+        if vdp_fields[fid].is_bytes:
+            value = int.from_bytes(oxm[off + 4:off + 4 + size], "big")
+            mask = int.from_bytes(oxm[off + 4 + size:off + 4 + 2 * size], "big") \
+                if (h >> 8) & 1 else None
+        else:
+            value = _pl_be(p + off + 4, size)
+            mask = _pl_be(p + off + 4 + size, size) if (h >> 8) & 1 else None
+        out[_PL_FIELD_NAME[fid]] = (value, mask)
+        off += 4 + (h & 0xff)
+    return out
+
+
+def oxm_fields(bytes oxm):
+    """_pl_oxm_fields for tests."""
+    return _pl_oxm_fields(oxm)
+
+
+def oxm_key_words(bytes oxm, bint check=True):
+    """Test hook: (value words, mask words) from _pl_oxm_to_key, None when
+    it refuses the TLVs."""
+    cdef vdp_key v, m
+    if _pl_oxm_to_key(<const uint8_t *>oxm, len(oxm), &v, &m, check) != 0:
+        return None
+    return [v.w[i] for i in range(VDP_KEY_WORDS)], [m.w[i] for i in range(VDP_KEY_WORDS)]
+
+
+def match_key_words(match, bint check=True):
+    """Test hook: (value words, mask words) from the general conversion
+    (_pl_match_to_key) of a Match or {name: (value, mask)}."""
+    cdef vdp_key v, m
+    _pl_match_to_key(match, &v, &m, check)
+    return [v.w[i] for i in range(VDP_KEY_WORDS)], [m.w[i] for i in range(VDP_KEY_WORDS)]
+
+
+# The lazily decoded Match class of the flow-mod decoder (oxm.WireMatch),
+# bound by datapath/fastpath.py: its .oxm holds the TLVs (None once its
+# fields have been materialised: then it is an ordinary Match).
+_pl_wire_match = None
+
+
+def bind_wire_match(cls):
+    global _pl_wire_match
+    _pl_wire_match = cls
+
+
+cdef inline object _pl_wire_oxm(object match):
+    """The OXM bytes of a WireMatch whose fields were never materialised,
+    else None."""
+    if match is None or type(match) is not _pl_wire_match:
+        return None
+    oxm = match.oxm
+    return oxm if type(oxm) is bytes else None
+
+
+cdef inline int _pl_any_key(object match, vdp_key *v, vdp_key *m, bint check) except -1:
+    """_pl_match_to_key, straight from the wire bytes when it can."""
+    oxm = _pl_wire_oxm(match)
+    if oxm is not None and _pl_oxm_to_key(<const uint8_t *><bytes>oxm, len(<bytes>oxm),
+                                          v, m, check) == 0:
+        return 0
+    return _pl_match_to_key(match, v, m, check)
+
+
+# ---- compiled instructions, per identical instructions tuple ---------------
+# The decoder hands out one tuple object per distinct instruction bytes
+# (datapath/ofp/actions.py caches them), so flows added with the same
+# instructions share it.  What _build_flow makes of such a tuple in a table
+# does not depend on the datapath's state unless it names a group or a
+# meter, so the result is kept (progs copied per flow) and later adds only
+# copy it.  Keyed by the tuple's identity (the template keeps it alive); a
+# template serves only the table it was built for (goto_table is checked
+# against the table), another table rebuilds and replaces it.
+cdef class _PlInsnTpl:
+    cdef object insns
+    cdef vdp_prog *apply
+    cdef vdp_prog *write
+    cdef uint64_t md_value
+    cdef uint64_t md_mask
+    cdef uint8_t goto_table
+    cdef uint8_t insn
+    cdef int table_id
+
+    def __dealloc__(self):
+        free(self.apply)
+        free(self.write)
+        self.apply = self.write = NULL
+
+
+cdef Py_ssize_t _PL_INSN_CACHE_MAX = 4096
+
+
+cdef inline size_t _pl_prog_size(const vdp_prog *p) noexcept nogil:
+    return sizeof(vdp_prog) + (p.n if p.n else 1) * sizeof(vdp_op)
+
+
+cdef vdp_prog *_pl_prog_dup(const vdp_prog *p) noexcept nogil:
+    """A malloc'd copy of p (NULL for NULL, or when out of memory: check)."""
+    cdef vdp_prog *q
+    if p == NULL:
+        return NULL
+    q = <vdp_prog *>malloc(_pl_prog_size(p))
+    if q != NULL:
+        memcpy(q, p, _pl_prog_size(p))
+    return q
+
+
+cdef bint _pl_prog_stateless(const vdp_prog *p) noexcept nogil:
+    cdef uint32_t i
+    if p == NULL:
+        return True
+    for i in range(p.n):
+        if p.ops[i].type == _PL_OP_GROUP or p.ops[i].type == _PL_OP_METER:
+            return False
+    return True
+
+
 cdef inline void _pl_flow_ref(vdp_flow *f, object match, object insns):
     Py_INCREF(match)
     Py_INCREF(insns)
@@ -431,6 +697,7 @@ cdef class Datapath:
     cdef dict _meters           # meter id -> MeterSpec as given
     cdef vdp_pkt *_burst
     cdef readonly int n_tables
+    cdef dict _insn_cache       # id(instructions) -> _PlInsnTpl
 
     # fail_standalone_mode values (see ext/pipeline.h VDP_FAIL_*)
     FAIL_OFF = VDP_FAIL_OFF                  # the tables decide; misses drop
@@ -452,6 +719,7 @@ cdef class Datapath:
         self._ports = {}
         self._groups = {}
         self._meters = {}
+        self._insn_cache = {}
 
     def __dealloc__(self):
         cdef vdp_flow *f
@@ -469,6 +737,9 @@ cdef class Datapath:
         return <_pl_dp *>self.c
 
     cdef void _lock(self):
+        # Uncontended (the engine is between bursts): no GIL round trip.
+        if vdp_dp_trylock(self.c) == 0:
+            return
         with nogil:
             vdp_dp_lock(self.c)
 
@@ -825,7 +1096,12 @@ cdef class Datapath:
     cdef object _stats(self, vdp_flow *f, uint64_t now_ns):
         M = _pl_m()
         # a copy: callers of flows() may change what they get
-        match = M.Match(_pl_match_fields(<object>f.user[0] if f.user[0] != NULL else None))
+        um = <object>f.user[0] if f.user[0] != NULL else None
+        if type(um) is bytes:           # kept as its OXM TLVs (flow_add's fast path)
+            match = M.Match.__new__(M.Match)
+            match.fields = _pl_oxm_fields(um)
+        else:
+            match = M.Match(_pl_match_fields(um))
         insns = <object>f.user[1] if f.user[1] != NULL else ()
         spec = M.FlowSpec(table_id=f.table_id, priority=f.rule.priority, match=match,
                           instructions=insns, cookie=f.cookie,
@@ -840,14 +1116,31 @@ cdef class Datapath:
         cdef vdp_flow *f
         cdef vdp_flow *old = NULL
         cdef int table_id = spec.table_id, prio = spec.priority, rc
+        cdef int idle = spec.idle_timeout, hard = spec.hard_timeout
+        cdef _PlInsnTpl tpl = None
         if table_id < 0 or table_id >= self.n_tables:
             raise FlowError(OFPET_FLOW_MOD_FAILED, OFPFMFC_BAD_TABLE_ID, f"bad table {table_id}")
         if prio < 0 or prio > 0xffff:
             raise FlowError(OFPET_FLOW_MOD_FAILED, OFPFMFC_UNKNOWN, f"bad priority {prio}")
-        if not (0 <= spec.idle_timeout <= 0xffff and 0 <= spec.hard_timeout <= 0xffff):
+        if not (0 <= idle <= 0xffff and 0 <= hard <= 0xffff):
             raise FlowError(OFPET_FLOW_MOD_FAILED, OFPFMFC_BAD_TIMEOUT, "bad timeout")
         match = spec.match
-        _pl_match_to_key(match, &v, &m, True)
+        # The flow keeps its match as the OXM bytes when it came as such
+        # (no per-flow object for the cyclic GC to walk), else the Match
+        # object as given (no copy: callers must not mutate it afterwards).
+        keep = _pl_wire_oxm(match)
+        if keep is None or _pl_oxm_to_key(<const uint8_t *><bytes>keep, len(<bytes>keep),
+                                          &v, &m, True) != 0:
+            _pl_match_to_key(match, &v, &m, True)
+            keep = match
+        insns = spec.instructions
+        if type(insns) is not tuple:
+            insns = tuple(insns)
+        key = id(insns)
+        t = self._insn_cache.get(key)
+        if t is not None and (<_PlInsnTpl>t).insns is insns and \
+                (<_PlInsnTpl>t).table_id == table_id:
+            tpl = <_PlInsnTpl>t
         f = vdp_flow_new()
         if f == NULL:
             raise MemoryError()
@@ -855,12 +1148,23 @@ cdef class Datapath:
         f.rule.priority = prio
         f.table_id = table_id
         f.cookie = spec.cookie & 0xffffffffffffffff
-        f.idle_timeout = spec.idle_timeout
-        f.hard_timeout = spec.hard_timeout
+        f.idle_timeout = idle
+        f.hard_timeout = hard
         f.flags = spec.flags & 0x1f
+        if tpl is not None:
+            f.insn = tpl.insn
+            f.goto_table = tpl.goto_table
+            f.md_value = tpl.md_value
+            f.md_mask = tpl.md_mask
+            f.apply = _pl_prog_dup(tpl.apply)
+            f.write = _pl_prog_dup(tpl.write)
+            if (f.apply == NULL and tpl.apply != NULL) or (f.write == NULL and tpl.write != NULL):
+                vdp_flow_free(f)
+                raise MemoryError()
         self._lock()
         try:
-            self._build_flow(spec, f)
+            if tpl is None:
+                self._build_flow(spec, f)
             if (f.flags & 0x02) and vdp_dp_flow_overlaps(self.c, f, &m):
                 raise FlowError(OFPET_FLOW_MOD_FAILED, OFPFMFC_OVERLAP, "overlapping flow")
             rc = vdp_dp_flow_insert(self.c, f, &m, &old)
@@ -874,11 +1178,27 @@ cdef class Datapath:
         if old != NULL:
             _pl_flow_unref(old)
             vdp_flow_free(old)
-        # The Match object is kept as given (no copy: flow_add is the hot
-        # control-plane call and per-flow Python allocations cost GC time);
-        # callers must not mutate a Match after handing it over.
-        insns = spec.instructions
-        _pl_flow_ref(f, match, insns if type(insns) is tuple else tuple(insns))
+        _pl_flow_ref(f, keep, insns)
+        if tpl is None and insns is spec.instructions and f.meter_id == 0 \
+                and _pl_prog_stateless(f.apply) and _pl_prog_stateless(f.write):
+            self._remember_insns(key, insns, f)
+
+    cdef _remember_insns(self, object key, object insns, vdp_flow *f):
+        """Keep what _build_flow made of insns in this table (see _PlInsnTpl)."""
+        cdef _PlInsnTpl tpl = _PlInsnTpl.__new__(_PlInsnTpl)
+        tpl.apply = _pl_prog_dup(f.apply)
+        tpl.write = _pl_prog_dup(f.write)
+        if (tpl.apply == NULL and f.apply != NULL) or (tpl.write == NULL and f.write != NULL):
+            return                      # out of memory: just do not cache
+        tpl.insns = insns
+        tpl.table_id = f.table_id
+        tpl.insn = f.insn
+        tpl.goto_table = f.goto_table
+        tpl.md_value = f.md_value
+        tpl.md_mask = f.md_mask
+        if len(self._insn_cache) >= _PL_INSN_CACHE_MAX:
+            self._insn_cache.clear()
+        self._insn_cache[key] = tpl
 
     cdef list _select(self, int table_id, object match, bint strict, int priority,
                       uint32_t out_port, uint32_t out_group, uint64_t cookie,
@@ -887,7 +1207,7 @@ cdef class Datapath:
         cdef vdp_key v, m
         cdef int n, cap = self.d().n_flows, i
         cdef vdp_flow **arr
-        _pl_match_to_key(match, &v, &m, False)
+        _pl_any_key(match, &v, &m, False)
         if cap == 0:
             return []
         arr = <vdp_flow **>malloc(cap * sizeof(vdp_flow *))

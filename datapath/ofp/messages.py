@@ -32,7 +32,7 @@ from .actions import (decode_actions, decode_bands, decode_buckets, decode_instr
 from .codec import HEADER, OFPError, header, need, pad8
 from .multipart import (SINGLE_BODY, PortDesc, decode_request_body, encode_packet_queue,
                         encode_port, encode_reply_entry, encode_request_body, mac_bytes)
-from .oxm import decode_match_basic, encode_match
+from .oxm import decode_flow_match, encode_match
 
 
 def _bad_len(reason):
@@ -586,7 +586,8 @@ _FLOW_MOD = struct.Struct("!QQBBHHHIIIH2x")
 _OFPFF_BAD = ~C.OFPFF_ALL
 
 
-def _flow_mod(buf, xid, _unpack=_FLOW_MOD.unpack_from, _FlowSpec=M.FlowSpec):
+def _flow_mod(buf, xid, _unpack=_FLOW_MOD.unpack_from, _FlowSpec=M.FlowSpec,
+              _match=decode_flow_match, _insts=decode_instructions_basic):
     # The hot path of a controller installing flows: kept lean on purpose.
     end = len(buf)
     if end < 56:
@@ -600,8 +601,8 @@ def _flow_mod(buf, xid, _unpack=_FLOW_MOD.unpack_from, _FlowSpec=M.FlowSpec):
                        reason="OFPTT_ALL is only for deletes")
     if flags & _OFPFF_BAD:
         raise OFPError(C.OFPET_FLOW_MOD_FAILED, C.OFPFMFC_BAD_FLAGS, reason=f"flags {flags:#x}")
-    match, off, basic = decode_match_basic(buf, 48, end, True)   # prerequisites checked too
-    insts, basic_insts = decode_instructions_basic(buf, off, end)
+    match, off, basic = _match(buf, 48, end)   # prerequisites checked too
+    insts, basic_insts = _insts(buf, off, end)
     spec = _FlowSpec(table_id, priority, match, insts, cookie, idle, hard, flags)
     return FlowMod(xid, command, spec, cookie_mask, buffer_id, out_port, out_group,
                    basic and basic_insts)

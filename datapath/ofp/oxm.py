@@ -275,6 +275,84 @@ def decode_match_basic(buf, off, end, prerequisites=False):
     return m, padded_end, not opaque_fields(m)
 
 
+
+# ---- flow-mods: the match kept as its wire bytes ---------------------------
+# With the fast path loaded (datapath/fastpath.py calls use_wire_check()), a
+# FLOW_MOD's match whose OXM TLVs the C checker accepts (OpenFlow-basic
+# fields only, lengths, values, masks and prerequisites as decode_match_basic
+# would check them) is not decoded into Python at all: it becomes a
+# WireMatch holding the TLV bytes, which the Datapath converts straight into
+# its C key and keeps as the flow's match.  Anyone reading .fields gets
+# exactly what decode_oxm_fields() gives (decoded then, once); from then on
+# the object is an ordinary Match.
+_wire_check = None
+_FIELDS_SLOT = Match.__dict__["fields"]
+
+
+def use_wire_check(check):
+    """check(oxm_bytes) -> True when the C checker accepts the TLVs
+    (ext._fastpath.oxm_check); None turns the fast path off."""
+    global _wire_check
+    _wire_check = check
+
+
+def decode_tlvs(oxm):
+    """Accepted OXM TLVs (bytes) -> {name: (value, mask)}: a compiled layout
+    when one fits (the match length counts the 4-byte ofp_match header),
+    else the general decoder (which then learns the layout)."""
+    length = len(oxm) + 4
+    layouts = _LAYOUTS.get(length)
+    if layouts is not None:
+        for plain, _, _ in layouts:
+            fields = plain(oxm, 0)
+            if fields is not None:
+                return fields
+    fields = decode_oxm_fields(oxm, 0, len(oxm))
+    _learn_layout(length, fields)
+    return fields
+
+
+def _wire_fields(self):
+    oxm = self.oxm
+    if oxm is not None:
+        _FIELDS_SLOT.__set__(self, decode_tlvs(oxm))
+        self.oxm = None
+    return _FIELDS_SLOT.__get__(self, Match)
+
+
+def _wire_set_fields(self, fields):
+    self.oxm = None
+    _FIELDS_SLOT.__set__(self, fields)
+
+
+class WireMatch(Match):
+    """A Match still held as its OXM TLVs (oxm: bytes, no ofp_match header
+    or padding); .fields decodes them on first use (then oxm is None)."""
+
+    __slots__ = ("oxm",)
+    fields = property(_wire_fields, _wire_set_fields)
+
+    def __reduce__(self):
+        return (Match, (self.fields,))
+
+
+def decode_flow_match(buf, off, end, _new=object.__new__):
+    """decode_match_basic(buf, off, end, prerequisites=True) for flow-mods:
+    a WireMatch when the fast path's checker accepts the fields."""
+    check = _wire_check
+    if check is not None and off + 4 <= end:
+        mtype, length = _MATCH_HDR.unpack_from(buf, off)
+        padded_end = off + ((length + 7) & ~7)
+        if mtype == 1 and length >= 4 and padded_end <= end:
+            oxm = buf[off + 4:off + length]
+            if type(oxm) is not bytes:
+                oxm = bytes(oxm)
+            if check(oxm):
+                m = _new(WireMatch)
+                m.oxm = oxm
+                return m, padded_end, True
+    return decode_match_basic(buf, off, end, True)
+
 def encode_oxm(key, value, mask=None):
     """One OXM TLV."""
     if isinstance(key, str):
