@@ -31,17 +31,9 @@ from datapath.config import ControllerTarget, ListenTarget  # noqa: E402
 from datapath.ofp import agent as A  # noqa: E402
 from datapath.ofp import channel as CH  # noqa: E402
 from datapath.ofp import consts as C  # noqa: E402
+from oskwire import DP, osk_bytes, osk_parse  # noqa: E402
 
 DPID = 0x00000000000000A1
-
-
-class _StubDatapath:
-    ofproto = ofp
-    ofproto_parser = parser
-    id = 1
-
-
-DP = _StubDatapath()
 
 
 class FakeClock:
@@ -50,18 +42,6 @@ class FakeClock:
 
     def __call__(self):
         return self.t
-
-
-def osk_bytes(msg, xid):
-    msg.set_xid(xid)
-    msg.serialize()
-    return bytes(msg.buf)
-
-
-def osk_parse(raw):
-    version, msg_type, msg_len, xid = struct.unpack_from("!BBHI", raw)
-    assert msg_len == len(raw)
-    return parser.msg_parser(DP, version, msg_type, msg_len, xid, raw)
 
 
 class Peer:

@@ -12,12 +12,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser  # noqa: E402
 
 from datapath.ofp import agent as A  # noqa: E402
 from datapath.ofp import messages as MSG  # noqa: E402
-
-
-class _OskDP:
-    ofproto = ofp
-    ofproto_parser = parser
-    id = 1
+from oskwire import DP, osk_bytes, osk_parse  # noqa: E402
 
 
 def frame(n):
@@ -25,16 +20,12 @@ def frame(n):
 
 
 def packet_out(xid, data, port=2, in_port=ofp.OFPP_CONTROLLER, actions=None):
-    m = parser.OFPPacketOut(_OskDP, buffer_id=ofp.OFP_NO_BUFFER, in_port=in_port,
-                            actions=actions or [parser.OFPActionOutput(port)], data=data)
-    m.set_xid(xid)
-    m.serialize()
-    return bytes(m.buf)
+    return osk_bytes(parser.OFPPacketOut(DP, buffer_id=ofp.OFP_NO_BUFFER, in_port=in_port,
+                                         actions=actions or [parser.OFPActionOutput(port)],
+                                         data=data), xid)
 
 
-def parse(raw):
-    version, msg_type, msg_len, xid = struct.unpack_from("!BBHI", raw)
-    return parser.msg_parser(_OskDP, version, msg_type, msg_len, xid, raw)
+parse = osk_parse
 
 
 @pytest.fixture
@@ -104,7 +95,7 @@ def test_repeat_without_a_frame_gets_bad_packet(rig):
 
 def test_repeat_from_a_slave_is_refused(rig):
     rig.s.data_received(packet_out(10, frame(1)))
-    role = parser.OFPRoleRequest(_OskDP, ofp.OFPCR_ROLE_SLAVE, 1)
+    role = parser.OFPRoleRequest(DP, ofp.OFPCR_ROLE_SLAVE, 1)
     role.set_xid(20)
     role.serialize()
     rig.s.data_received(bytes(role.buf))

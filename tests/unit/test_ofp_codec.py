@@ -22,31 +22,14 @@ from datapath.ofp import consts as C
 from datapath.ofp import actions as A
 from datapath.ofp import multipart as MP
 from datapath.ofp import oxm as X
+import oskwire
+from oskwire import DP, osk_parse
 
 XID = 0x1234ABCD
 
 
-class _StubDatapath:
-    """What os-ken's msg.serialize() and parsers need of a datapath."""
-    ofproto = ofp
-    ofproto_parser = parser
-    id = 1
-
-
-DP = _StubDatapath()
-
-
 def osk_bytes(msg, xid=XID):
-    msg.set_xid(xid)
-    msg.serialize()
-    return bytes(msg.buf)
-
-
-def osk_parse(raw):
-    """os-ken's parse of raw (its msg_parser raises instead of logging)."""
-    version, msg_type, msg_len, xid = ofproto_parser.header(raw)
-    assert msg_len == len(raw)
-    return parser.msg_parser(DP, version, msg_type, msg_len, xid, raw)
+    return oskwire.osk_bytes(msg, xid)
 
 
 def roundtrip_in(osk_msg, xid=XID):

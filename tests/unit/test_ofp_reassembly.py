@@ -10,17 +10,9 @@ from datapath import ofp as O
 from datapath.ofp import consts as C
 from datapath.ofp import messages as MSG
 from datapath.ofp.reassembly import HELD, PASS, Reassembler
+from oskwire import DP, osk_bytes, osk_parse
 
 MORE = ofp.OFPMPF_REQ_MORE
-
-
-class _StubDatapath:
-    ofproto = ofp
-    ofproto_parser = parser
-    id = 1
-
-
-DP = _StubDatapath()
 
 # 40 OXM fields os-ken knows by name: long property lists make big tables
 FIELDS = ["in_port", "in_phy_port", "metadata", "eth_dst", "eth_src", "eth_type", "vlan_vid",
@@ -30,17 +22,6 @@ FIELDS = ["in_port", "in_phy_port", "metadata", "eth_dst", "eth_src", "eth_type"
           "ipv6_dst", "ipv6_flabel", "icmpv6_type", "icmpv6_code", "ipv6_nd_target",
           "ipv6_nd_sll", "ipv6_nd_tll", "mpls_label", "mpls_tc", "mpls_bos", "pbb_isid",
           "tunnel_id", "ipv6_exthdr"]
-
-
-def osk_bytes(msg, xid):
-    msg.set_xid(xid)
-    msg.serialize()
-    return bytes(msg.buf)
-
-
-def osk_parse(raw):
-    version, msg_type, msg_len, xid = struct.unpack_from("!BBHI", raw)
-    return parser.msg_parser(DP, version, msg_type, msg_len, xid, raw)
 
 
 def table(tid, n_fields=len(FIELDS)):
