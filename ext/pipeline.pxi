@@ -1689,6 +1689,25 @@ cdef class Datapath:
             self._unlock()
         return out
 
+    def upcall_tuples(self, int max=256):
+        """upcalls() as plain tuples (data, in_port, reason, table_id, cookie,
+        metadata, total_len, max_len), the daemon's packet-in path: no
+        namedtuple construction per frame."""
+        cdef vdp_upcall *u
+        cdef list out = []
+        cdef int n = 0
+        self._lock()
+        try:
+            while n < max and vdp_dp_upcall_peek(self.c, &u) == 0:
+                out.append((PyBytes_FromStringAndSize(<char *>u.data, u.len), u.in_port,
+                            u.reason, u.table_id, u.cookie, u.metadata, u.total_len,
+                            u.max_len))
+                n += 1
+                vdp_dp_upcall_pop(self.c)
+        finally:
+            self._unlock()
+        return out
+
     def upcall_fd(self):
         """An eventfd, readable while upcalls are queued (upcalls() drains
         it when the ring empties)."""

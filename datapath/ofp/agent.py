@@ -298,47 +298,95 @@ class Agent:
 
     # ----------------------------------------------------------------- async events
     def handle_upcalls(self, upcalls):
-        """PACKET_IN for each Datapath Upcall to every connection whose async
-        mask takes its reason.  Returns how many upcalls reached at least
-        one connection."""
+        """PACKET_IN for each Datapath Upcall (or any object with its
+        attributes; max_len may be missing, cookie None, total_len 0) to every
+        connection whose async mask takes its reason.  Returns how many
+        upcalls reached at least one connection."""
+        if not upcalls or not self.connected():
+            return 0
+        return self.handle_upcall_tuples([
+            (u.data, u.in_port, u.reason, u.table_id,
+             u.cookie if u.cookie is not None else 0xFFFFFFFFFFFFFFFF, u.metadata,
+             u.total_len if u.total_len else len(u.data), getattr(u, "max_len", None))
+            for u in upcalls], batch=False)
+
+    def handle_upcall_tuples(self, ups, batch=True, _prefix=MSG.packet_in_prefix):
+        """handle_upcalls for Datapath.upcall_tuples(): [(data, in_port,
+        reason, table_id, cookie, metadata, total_len, max_len)], max_len None
+        meaning the Upcall had none.  batch: each connection gets the whole
+        batch's PACKET_INs in one write (the daemon); else one write per
+        message, as handle_upcalls has always done (callers that take each
+        send() for one message).  A connection whose queued bytes (its
+        transport backlog plus this batch so far) pass ASYNC_BACKLOG_LIMIT
+        drops packet-ins (counted in packet_ins_dropped).  Returns how many
+        upcalls reached at least one connection."""
         sessions = self.connected()
         if not sessions:
             return 0
-        delivered = 0
-        for u in upcalls:
-            bit = 1 << u.reason
+        # per connection: [session, packet-in mask, miss_send_len, parts, queued bytes]
+        outs = [[s, s.async_mask("packet_in"), s.miss_send_len, [], s.backlog()]
+                for s in sessions]
+        buffers = self.buffers
+        delivered = dropped = 0
+        for data, in_port, reason, table_id, cookie, metadata, total_len, max_len in ups:
+            bit = 1 << reason
             bid = None
             sent = False
-            for s in sessions:
-                if not s.async_mask("packet_in") & bit:
+            if table_id == 0xFF:
+                table_id = 0
+            n = len(data)
+            if not total_len:
+                total_len = n
+            for o in outs:
+                if not o[1] & bit:
                     continue
-                if s.backlog() > ASYNC_BACKLOG_LIMIT:
-                    self.packet_ins_dropped += 1
+                if o[4] > ASYNC_BACKLOG_LIMIT:
+                    dropped += 1
                     continue
-                max_len = getattr(u, "max_len", None)
-                if u.reason == C.OFPR_INVALID_TTL or max_len is None:
-                    # No output action gave a max_len: the connection's
-                    # miss_send_len for INVALID_TTL (spec), the whole frame
-                    # otherwise (a facade without Upcall.max_len).
-                    max_len = s.miss_send_len if u.reason == C.OFPR_INVALID_TTL \
-                        else C.OFPCML_NO_BUFFER
-                data = u.data
-                if max_len != C.OFPCML_NO_BUFFER and max_len < len(data):
+                ml = max_len
+                if reason == C.OFPR_INVALID_TTL:
+                    # no output action gave a max_len: the connection's miss_send_len (spec)
+                    ml = o[2]
+                elif ml is None:
+                    ml = C.OFPCML_NO_BUFFER      # a facade without Upcall.max_len
+                if ml != C.OFPCML_NO_BUFFER and ml < n:
                     if bid is None:
-                        bid = self.buffers.put(data, u.in_port)
-                    buffer_id, data = bid, data[:max_len]
+                        bid = buffers.put(data, in_port)
+                    try:
+                        head = _prefix(bid, total_len, reason, table_id, cookie, in_port,
+                                       metadata, ml)
+                    except ValueError:
+                        dropped += 1
+                        continue
+                    parts = o[3]
+                    parts.append(head)
+                    parts.append(data[:ml])
+                    o[4] += len(head) + ml
                 else:
-                    buffer_id = C.OFP_NO_BUFFER
-                match = M.Match().set("in_port", u.in_port)
-                if u.metadata:
-                    match.set("metadata", u.metadata)
-                cookie = u.cookie if u.cookie is not None else 0xFFFFFFFFFFFFFFFF
-                total = u.total_len if u.total_len else len(u.data)
-                s.send(MSG.encode(MSG.PacketIn(0, buffer_id, total, u.reason,
-                                               u.table_id if u.table_id != 0xFF else 0,
-                                               cookie, match, data)))
+                    try:
+                        head = _prefix(C.OFP_NO_BUFFER, total_len, reason, table_id, cookie,
+                                       in_port, metadata, n)
+                    except ValueError:
+                        # longer than an OpenFlow message can carry
+                        dropped += 1
+                        continue
+                    parts = o[3]
+                    parts.append(head)
+                    parts.append(data)
+                    o[4] += len(head) + n
                 sent = True
             delivered += sent
+            if not batch:
+                for o in outs:
+                    if o[3]:
+                        o[0].send(b"".join(o[3]))
+                        o[3].clear()
+                        o[4] = o[0].backlog()
+        if dropped:
+            self.packet_ins_dropped += dropped
+        for o in outs:
+            if o[3]:
+                o[0].send(b"".join(o[3]))
         return delivered
 
     def flows_removed(self, removed):

@@ -373,6 +373,42 @@ class PacketIn:
                          encode_match(self.match), b"\0\0", self.data))
 
 
+# PACKET_IN in one step (the agent's packet-in path; see encode_packet_in).
+# Header, body, an OXM match of in_port (padded to 16) or in_port+metadata
+# (24, no pad), then the 2 pad bytes before the frame.
+_PIN_PORT = struct.Struct("!BBHIIHBBQHHII4x2x")
+_PIN_PORT_MD = struct.Struct("!BBHIIHBBQHHIIIQ2x")
+_OXM_IN_PORT = 0x80000004                 # OFPXMC_OPENFLOW_BASIC, in_port, len 4
+_OXM_METADATA = 0x80000408                # OFPXMC_OPENFLOW_BASIC, metadata, len 8
+
+
+def packet_in_prefix(buffer_id, total_len, reason, table_id, cookie, in_port, metadata, data_len,
+                     xid=0, _p=_PIN_PORT.pack, _pm=_PIN_PORT_MD.pack):
+    """The bytes of a PACKET_IN before its data_len bytes of frame: the same
+    as encode(PacketIn(xid, buffer_id, total_len, reason, table_id, cookie,
+    Match in_port [+ metadata when non-zero], data))[:-data_len], without
+    building the message objects.  ValueError past 65535 bytes."""
+    if metadata:
+        n = 50 + data_len
+        if n > 0xFFFF:
+            raise ValueError(f"message too long ({n} bytes)")
+        return _pm(C.OFP_VERSION, C.OFPT_PACKET_IN, n, xid, buffer_id, total_len, reason,
+                   table_id, cookie, C.OFPMT_OXM, 24, _OXM_IN_PORT, in_port, _OXM_METADATA,
+                   metadata)
+    n = 42 + data_len
+    if n > 0xFFFF:
+        raise ValueError(f"message too long ({n} bytes)")
+    return _p(C.OFP_VERSION, C.OFPT_PACKET_IN, n, xid, buffer_id, total_len, reason, table_id,
+              cookie, C.OFPMT_OXM, 12, _OXM_IN_PORT, in_port)
+
+
+def encode_packet_in(buffer_id, total_len, reason, table_id, cookie, in_port, metadata, data,
+                     xid=0):
+    """One PACKET_IN (match: in_port, and metadata when non-zero) -> bytes."""
+    return packet_in_prefix(buffer_id, total_len, reason, table_id, cookie, in_port, metadata,
+                            len(data), xid) + data
+
+
 @dataclass
 class FlowRemoved:
     xid: int = 0
