@@ -58,13 +58,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
-from topo import Topo, run, tail, vdp_env, wait_for  # noqa: E402
+from topo import OvsUnavailable, Topo, run, tail, vdp_env, wait_for  # noqa: E402
+from topo import ensure_ovs as topo_ensure_ovs  # noqa: E402
 
 from tests.conformance import tool  # noqa: E402
 
 PORT_RANGE = range(16700, 16750)
 TARGET_DPID, TESTER_DPID = 1, 2
-OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
 RT_PRIORITY = 10          # SCHED_RR priority of the test tool (see rt_prefix)
 
 # The Ryu certification pages (osrg/ryu-certification, switch/*.md) mark
@@ -394,15 +394,10 @@ class ConformanceTopo(Topo):
 
 
 def ensure_ovs():
-    if shutil.which("ovs-vsctl") is None:
-        raise SetupError("--tester ovs needs Open vSwitch (Debian openvswitch-switch; make deps)")
-    if run(["ovs-vsctl", "--timeout=5", "show"], check=False).returncode == 0:
-        return
-    if not os.path.exists(OVS_CTL):
-        raise SetupError(f"Open vSwitch is not running and {OVS_CTL} is missing")
-    run([OVS_CTL, "start", "--system-id=random", "--no-monitor"], check=False, timeout=120)
-    if run(["ovs-vsctl", "--timeout=10", "show"], check=False).returncode != 0:
-        raise SetupError("Open vSwitch did not start (ovs-ctl start)")
+    try:
+        topo_ensure_ovs()
+    except OvsUnavailable as e:
+        raise SetupError(f"--tester/--target ovs: {e} (make deps installs it)") from None
 
 
 def add_ovs_bridge(topo, ports, ctl_port, dpid, kind):

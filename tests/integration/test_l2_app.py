@@ -16,9 +16,7 @@ The app runs as `python -m controller.launcher controller.l2.app` on
 vdpt-l2-*, the OVS bridge vdptb-l2<tag>; everything is removed by the topo
 fixture, the bridge by this file (only ours: never `mn -c`).
 """
-import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -26,10 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from topo import REPO, ping, run, vdp_env, wait_for
+from topo import REPO, need_ovs, ping, run, vdp_env, wait_for
 
 PORT_RANGE = range(16850, 16870)
-OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
 
 CONFIG = """
 [l2]
@@ -178,22 +175,10 @@ def test_idle_expiry_on_vdp(topo):
 
 # ---------------------------------------------------------------- Open vSwitch
 
-def _ovs_ready():
-    if shutil.which("ovs-vsctl") is None:
-        pytest.skip("needs Open vSwitch (Debian openvswitch-switch)")
-    if run(["ovs-vsctl", "--timeout=5", "show"], check=False).returncode == 0:
-        return
-    if not os.path.exists(OVS_CTL):
-        pytest.skip("Open vSwitch is not running and ovs-ctl is missing")
-    run([OVS_CTL, "start", "--system-id=random", "--no-monitor"], check=False, timeout=120)
-    if run(["ovs-vsctl", "--timeout=10", "show"], check=False).returncode != 0:
-        pytest.skip("Open vSwitch did not start")
-
-
 @pytest.fixture
 def ovs_bridge(topo):
     """Name for this test's bridge; the bridge (only it) is deleted after."""
-    _ovs_ready()
+    need_ovs()
     br = f"vdptb-l2{topo.tag}"
     yield br
     run(["ovs-vsctl", "--timeout=20", "--if-exists", "del-br", br], check=False, timeout=60)

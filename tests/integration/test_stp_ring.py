@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import socket
 import sys
 import time
@@ -32,12 +31,11 @@ from pathlib import Path
 
 import pytest
 
-from topo import Host, Topo, in_ns, ping, run, tail, vdp_env, wait_for
+from topo import Host, Topo, in_ns, need_ovs, ping, run, tail, vdp_env, wait_for
 
 L2_APP = os.environ.get("VDPT_L2_APP", "controller.l2.app")
 STP_APP = "controller.stp.app"
 CTL_PORTS = range(16870, 16890)
-OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
 
 # Short timers so 802.1D converges in seconds (the relation
 # 2*(forward_delay-1) >= max_age >= 2*(hello_time+1) holds).
@@ -125,18 +123,6 @@ def query_status(path):
     finally:
         s.close()
     return json.loads(data)
-
-
-def ensure_ovs():
-    if shutil.which("ovs-vsctl") is None:
-        pytest.skip("Open vSwitch is not installed (Debian openvswitch-switch)")
-    if run(["ovs-vsctl", "--timeout=5", "show"], check=False).returncode == 0:
-        return
-    if not os.path.exists(OVS_CTL):
-        pytest.skip(f"Open vSwitch is not running and {OVS_CTL} is missing")
-    run([OVS_CTL, "start", "--system-id=random", "--no-monitor"], check=False, timeout=120)
-    if run(["ovs-vsctl", "--timeout=10", "show"], check=False).returncode != 0:
-        pytest.fail("Open vSwitch did not start (ovs-ctl start)")
 
 
 def vsctl(*args, timeout=30):
@@ -610,7 +596,7 @@ def test_linux_bridge_stp_interop(st, mode, linux_priority):
 
 
 def test_ovs_rstp_interop(st):
-    ensure_ovs()
+    need_ovs()
     ring = Ring(st, [VdpMember, VdpMember, OvsRstpMember], "rstp")
     ring.build()
     views = ring.wait_settled(1, "RSTP interop convergence")
@@ -628,7 +614,7 @@ def test_ovs_rstp_interop(st):
 
 @pytest.mark.parametrize("mode", ["rstp"])
 def test_apps_drive_ovs_ring(st, mode):
-    ensure_ovs()
+    need_ovs()
     ring = Ring(st, [OvsOfMember] * 3, mode)
     ring.build()
     views = ring.wait_settled(1, "OVS ring convergence")

@@ -45,7 +45,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from topo import REPO, Topo, in_ns, run, vdp_env, wait_for  # noqa: E402
+from topo import REPO, Topo, in_ns, need_ovs, run, vdp_env, wait_for  # noqa: E402
 from vrrp_topo import (WAIT, Controller, Net, VrrpPair, dump_on_failure,  # noqa: E402
                        pings_through)
 
@@ -56,7 +56,6 @@ pytestmark = [
 ]
 
 OFP_PORTS = iter(range(16910, 16930))
-OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
 OVS_LOG = "/var/log/openvswitch/ovs-vswitchd.log"
 DPIDS = (0x766F0001, 0x766F0002, 0x766F0003)   # "vo" 1..3: apart from other tests' bridges
 VMAC = {1: "00:00:5e:00:01:01", 2: "00:00:5e:00:01:02"}
@@ -68,17 +67,6 @@ def next_port():
 
 # --------------------------------------------------------------------------
 # Open vSwitch
-
-def ensure_ovs():
-    """ovs-vswitchd answering, started with ovs-ctl if it is not running."""
-    if run(["ovs-vsctl", "--timeout=5", "show"], check=False).returncode == 0:
-        return
-    if not os.path.exists(OVS_CTL):
-        pytest.skip(f"Open vSwitch is not running and {OVS_CTL} is missing")
-    run([OVS_CTL, "start", "--system-id=random", "--no-monitor"], check=False, timeout=120)
-    if run(["ovs-vsctl", "--timeout=10", "show"], check=False).returncode != 0:
-        pytest.fail("Open vSwitch did not start (ovs-ctl start)")
-
 
 def vsctl(*args):
     return run(["ovs-vsctl", "--timeout=20"] + [str(a) for a in args], timeout=40).stdout
@@ -180,7 +168,7 @@ def vo(request):
     """A Topo (namespaces vdpt-vo-*) that also deletes its OVS bridges and,
     on failure, prints its controllers' logs, the bridges' flows and what
     ovs-vswitchd logged about them."""
-    ensure_ovs()
+    need_ovs()
     topo = Topo(f"vo-{request.node.name.removeprefix('test_')}")
     topo.ovs_bridges = []
     topo.controllers = []           # vrrp_topo.Controller

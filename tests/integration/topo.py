@@ -709,3 +709,41 @@ if __name__ == "__main__":
         vlan_adapter(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     else:
         sys.exit("usage: topo.py vlan-adapter IFNAME TAPNAME VID")
+
+
+# ---------------------------------------------------------------- Open vSwitch
+OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
+
+
+class OvsUnavailable(RuntimeError):
+    """Open vSwitch cannot be used: .missing when it is not installed (or
+    cannot be started for lack of ovs-ctl), else it failed to start."""
+
+    def __init__(self, why, missing):
+        super().__init__(why)
+        self.missing = missing
+
+
+def ensure_ovs():
+    """ovs-vswitchd answering, started with ovs-ctl if it is not running;
+    raises OvsUnavailable otherwise.  Used by the tests that drive OVS
+    (through need_ovs) and by the conformance runner."""
+    if shutil.which("ovs-vsctl") is None:
+        raise OvsUnavailable("Open vSwitch is not installed (Debian openvswitch-switch)", True)
+    if run(["ovs-vsctl", "--timeout=5", "show"], check=False).returncode == 0:
+        return
+    if not os.path.exists(OVS_CTL):
+        raise OvsUnavailable(f"Open vSwitch is not running and {OVS_CTL} is missing", True)
+    run([OVS_CTL, "start", "--system-id=random", "--no-monitor"], check=False, timeout=120)
+    if run(["ovs-vsctl", "--timeout=10", "show"], check=False).returncode != 0:
+        raise OvsUnavailable("Open vSwitch did not start (ovs-ctl start)", False)
+
+
+def need_ovs():
+    """ensure_ovs() for a test: skipped when OVS is missing, failed when it
+    is installed but will not start."""
+    import pytest
+    try:
+        ensure_ovs()
+    except OvsUnavailable as e:
+        (pytest.skip if e.missing else pytest.fail)(str(e))
